@@ -1,0 +1,34 @@
+"""Write clips as mp4 (H.264 through imageio-ffmpeg) and gif."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import imageio.v2 as imageio
+import numpy as np
+import torch
+
+
+def _as_numpy(frames: torch.Tensor | np.ndarray) -> np.ndarray:
+    array = frames.numpy() if isinstance(frames, torch.Tensor) else frames
+    if array.dtype != np.uint8 or array.ndim != 4 or array.shape[-1] != 3:
+        raise ValueError(f"clips are written from uint8 (frames, height, width, 3); got {array.dtype} {array.shape}")
+    return array
+
+
+def write_mp4(frames: torch.Tensor | np.ndarray, path: Path, fps: int = 8) -> Path:
+    """H.264 needs even sizes; frames are padded by one pixel at the edge where they are odd."""
+    array = _as_numpy(frames)
+    pad_h, pad_w = array.shape[1] % 2, array.shape[2] % 2
+    if pad_h or pad_w:
+        array = np.pad(array, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    imageio.mimwrite(path, list(array), fps=fps, codec="libx264", quality=8, macro_block_size=1,
+                     ffmpeg_log_level="error")
+    return path
+
+
+def write_gif(frames: torch.Tensor | np.ndarray, path: Path, fps: int = 8) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    imageio.mimwrite(path, list(_as_numpy(frames)), format="GIF", duration=1000 / fps, loop=0)
+    return path

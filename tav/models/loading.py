@@ -1,0 +1,99 @@
+"""Load the base image model: a hub id or diffusers folder, a single .safetensors/.ckpt file, or `tiny`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from tav.models import presets
+
+# Stable Diffusion 1.x's noise schedule, used by `tiny` (the official recipe's DDIM settings).
+SD_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                    clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon")
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
+
+
+@dataclass
+class BaseModel:
+    """The parts of a Stable Diffusion model that Tune-A-Video uses."""
+
+    unet: UNet2DConditionModel
+    vae: AutoencoderKL
+    text_encoder: CLIPTextModel
+    tokenizer: CLIPTokenizer
+    scheduler_config: dict
+    source: str  # what it was loaded from: a hub id, a path, or "tiny"
+    random_weights: bool  # True for `tiny`: every score computed from it says so
+
+
+def load_base_model(source: str, config: str | None = None) -> BaseModel:
+    """Load from `source`: "tiny", a single-file checkpoint, a local diffusers folder, or a hub id.
+
+    Nothing is downloaded: a hub id must already be in the local Hugging Face cache. A single file needs the
+    diffusers layout it follows, `config` (a hub id in the cache or a local folder, e.g. SD-1.5's).
+    """
+    if source == "tiny":
+        return BaseModel(presets.tiny_unet(), presets.tiny_vae(), presets.tiny_text_encoder(), presets.clip_tokenizer(),
+                         dict(SD_SCHEDULER), "tiny", random_weights=True)
+    path = Path(source).expanduser()
+    if path.suffix in SINGLE_FILE_SUFFIXES:
+        if not path.is_file():
+            raise FileNotFoundError(f"model file {path} does not exist; set model.source to an existing "
+                                    f"{'/'.join(SINGLE_FILE_SUFFIXES)} file")
+        pipe = _from_single_file(path, config)
+    elif path.exists() or source.startswith((".", "/", "~")):
+        if not (path / "model_index.json").is_file():
+            raise FileNotFoundError(f"{path} is not a diffusers model folder (no model_index.json); point "
+                                    "model.source at a folder saved with save_pretrained, a hub id or a single file")
+        pipe = _from_pretrained(str(path))
+    else:
+        pipe = _from_pretrained(source)
+    check_architecture(pipe.unet, pipe.text_encoder)
+    return BaseModel(pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer, dict(pipe.scheduler.config),
+                     source, random_weights=False)
+
+
+def _from_pretrained(source: str) -> StableDiffusionPipeline:
+    try:
+        return StableDiffusionPipeline.from_pretrained(source, local_files_only=True, safety_checker=None,
+                                                       requires_safety_checker=False)
+    except OSError as error:
+        raise FileNotFoundError(
+            f"cannot load '{source}' offline ({str(error).splitlines()[0]}); download it first with "
+            f"`huggingface-cli download {source}` or set model.source to a local folder or file") from error
+
+
+def _from_single_file(path: Path, config: str | None) -> StableDiffusionPipeline:
+    if not config:
+        raise ValueError(f"{path.name} is a single-file checkpoint: set model.config to the diffusers layout it "
+                         "follows (a local folder or a cached hub id such as stable-diffusion-v1-5/stable-diffusion-v1-5)")
+    try:
+        return StableDiffusionPipeline.from_single_file(str(path), config=config, local_files_only=True,
+                                                        safety_checker=None, requires_safety_checker=False)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot load {path} with layout '{config}' ({str(error).splitlines()[0]}); check that "
+                         "the file is an SD-1.x checkpoint and model.config names its layout") from error
+
+
+def check_architecture(unet: UNet2DConditionModel, text_encoder: CLIPTextModel) -> None:
+    """Reject models Tune-A-Video's inflation does not fit (SDXL, inpainting, non-CLIP text encoders)."""
+    problems = []
+    if not isinstance(unet, UNet2DConditionModel):
+        problems.append(f"its denoiser is a {type(unet).__name__}, not a UNet2DConditionModel")
+    elif unet.config.addition_embed_type is not None:
+        problems.append(f"its UNet takes added {unet.config.addition_embed_type} embeddings (SDXL-style)")
+    elif unet.config.in_channels != 4:
+        problems.append(f"its UNet takes {unet.config.in_channels} input channels (an inpainting model?)")
+    if not isinstance(text_encoder, CLIPTextModel):
+        problems.append(f"its text encoder is a {type(text_encoder).__name__}, not a CLIPTextModel")
+    if problems:
+        raise ValueError(f"unsupported architecture: {'; '.join(problems)}; use a Stable Diffusion 1.x model "
+                         "(e.g. stable-diffusion-v1-5/stable-diffusion-v1-5 or a fine-tune of it)")
+
+
+def ddim_scheduler(scheduler_config: dict) -> DDIMScheduler:
+    """A DDIM scheduler on the base model's noise schedule."""
+    return DDIMScheduler.from_config(scheduler_config)

@@ -1,0 +1,40 @@
+"""LoRA adapters (peft) on the trainable modules, as an alternative to tuning their weights."""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+from peft import LoraConfig
+from torch import nn
+
+from tav.models.video_unet import VideoUNet
+
+# A module suffix that names an attention block rather than a linear layer adapts all of its projections.
+_ATTENTION_PROJECTIONS = ("to_q", "to_k", "to_v", "to_out.0")
+
+
+def lora_target_pattern(suffixes: Sequence[str]) -> str:
+    """A peft `target_modules` regex matching the linear layers under the given module-name suffixes."""
+    alternatives = []
+    for suffix in suffixes:
+        escaped = re.escape(suffix)
+        if suffix.split(".")[-1].startswith("attn"):
+            alternatives.append(escaped + r"\.(" + "|".join(re.escape(p) for p in _ATTENTION_PROJECTIONS) + ")")
+        else:
+            alternatives.append(escaped)
+    return r".*(" + "|".join(alternatives) + r")$"
+
+
+def add_lora(video_unet: VideoUNet, suffixes: Sequence[str], rank: int, alpha: float | None = None) -> list[nn.Parameter]:
+    """Freeze the UNet and add LoRA adapters of `rank`; returns the adapter parameters (the trainable set)."""
+    video_unet.requires_grad_(False)
+    config = LoraConfig(r=rank, lora_alpha=alpha or rank, init_lora_weights=True,
+                        target_modules=lora_target_pattern(suffixes))
+    video_unet.unet.add_adapter(config)
+    trainable = [p for name, p in video_unet.unet.named_parameters() if "lora_" in name]
+    if not trainable:
+        raise ValueError(f"LoRA matched no linear layer for train.trainable_modules={list(suffixes)}")
+    for p in trainable:
+        p.requires_grad_(True)
+    return trainable

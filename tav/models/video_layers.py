@@ -1,0 +1,120 @@
+"""The layers that turn an image UNet into Tune-A-Video's video UNet, as diffusers attention processors,
+a norm subclass and a forward hook, so diffusers' own UNet runs unchanged.
+
+All of them work on frames folded into the batch, (batch * frames, ...), and read the frame count from a
+shared `FrameContext` that `VideoUNet.forward` sets before each call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from diffusers.models.attention_processor import Attention
+from torch import nn
+
+
+@dataclass
+class FrameContext:
+    """How many frames the current forward pass folds into each batch element."""
+
+    num_frames: int = 1
+
+
+def _heads(attn: Attention, x: torch.Tensor) -> torch.Tensor:
+    batch, length, inner = x.shape
+    return x.view(batch, length, attn.heads, inner // attn.heads).transpose(1, 2)
+
+
+class SparseCausalAttnProcessor:
+    """Self-attention whose queries come from frame i and keys/values from frames 0 and i-1.
+
+    Frame 0 attends to itself twice, as in the official model.
+    """
+
+    def __init__(self, frames: FrameContext):
+        self.frames = frames
+
+    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states=None,
+                 attention_mask=None, temb=None, **kwargs) -> torch.Tensor:
+        num_frames = self.frames.num_frames
+        batch_frames, length, _ = hidden_states.shape
+        query = attn.to_q(hidden_states)
+        key = attn.to_k(hidden_states)
+        value = attn.to_v(hidden_states)
+
+        previous = torch.arange(num_frames, device=hidden_states.device) - 1
+        previous[0] = 0
+        first = torch.zeros_like(previous)
+
+        def gather(x: torch.Tensor) -> torch.Tensor:
+            x = x.view(batch_frames // num_frames, num_frames, length, -1)
+            x = torch.cat([x[:, first], x[:, previous]], dim=2)
+            return x.view(batch_frames, 2 * length, -1)
+
+        out = F.scaled_dot_product_attention(_heads(attn, query), _heads(attn, gather(key)), _heads(attn, gather(value)))
+        out = out.transpose(1, 2).reshape(batch_frames, length, -1).to(query.dtype)
+        return attn.to_out[1](attn.to_out[0](out))
+
+
+class TemporalResidual:
+    """Forward hook: self-attention over the frames at each spatial position, added to the block's output."""
+
+    def __init__(self, frames: FrameContext):
+        self.frames = frames
+
+    def __call__(self, block: nn.Module, args, hidden_states: torch.Tensor) -> torch.Tensor:
+        num_frames = self.frames.num_frames
+        batch_frames, length, dim = hidden_states.shape
+        per_pixel = hidden_states.view(batch_frames // num_frames, num_frames, length, dim)
+        per_pixel = per_pixel.transpose(1, 2).reshape(-1, num_frames, dim)
+        per_pixel = block.attn_temp(block.norm_temp(per_pixel)) + per_pixel
+        out = per_pixel.view(batch_frames // num_frames, length, num_frames, dim).transpose(1, 2)
+        return out.reshape(batch_frames, length, dim)
+
+
+def add_temporal_attention(block: nn.Module, frames: FrameContext) -> None:
+    """Give a diffusers BasicTransformerBlock `norm_temp` and `attn_temp` and run them after its feed-forward.
+
+    The modules keep the official names (`...transformer_blocks.N.attn_temp.to_q`), so the default trainable
+    set matches. A forward hook applies them to the block's output, which is the feed-forward's residual sum:
+    the same place as in the official block. The output projection starts at zero, weight and bias (the
+    official zeroes the weight only, leaving a small random bias), so an inflated UNet starts exactly as the
+    image model.
+    """
+    dim = block.norm1.normalized_shape[0]
+    like = block.attn1.to_q.weight
+    block.norm_temp = nn.LayerNorm(dim).to(like.device, like.dtype)
+    block.attn_temp = Attention(query_dim=dim, heads=block.attn1.heads, dim_head=dim // block.attn1.heads,
+                                bias=False, out_bias=True).to(like.device, like.dtype)
+    nn.init.zeros_(block.attn_temp.to_out[0].weight)
+    nn.init.zeros_(block.attn_temp.to_out[0].bias)
+    block.register_forward_hook(TemporalResidual(frames))
+
+
+class FrameGroupNorm(nn.GroupNorm):
+    """GroupNorm whose statistics span all frames of a clip, as the official model's 5-D GroupNorm.
+
+    A drop-in subclass: its parameters and state-dict keys are those of the GroupNorm it replaces.
+    """
+
+    frames: FrameContext
+
+    @classmethod
+    def replacing(cls, norm: nn.GroupNorm, frames: FrameContext) -> "FrameGroupNorm":
+        """A FrameGroupNorm that shares `norm`'s parameter tensors (no copy)."""
+        new = cls(norm.num_groups, norm.num_channels, eps=norm.eps, affine=False)
+        new.weight, new.bias = norm.weight, norm.bias
+        new.affine = norm.affine
+        new.frames = frames
+        return new
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        num_frames = self.frames.num_frames
+        if num_frames == 1:
+            return super().forward(x)
+        batch_frames, channels, height, width = x.shape
+        clip = x.view(batch_frames // num_frames, num_frames, channels, height, width).transpose(1, 2)
+        out = F.group_norm(clip, self.num_groups, self.weight, self.bias, self.eps)
+        return out.transpose(1, 2).reshape(batch_frames, channels, height, width)
