@@ -80,14 +80,36 @@ def _mixed_precision_dtype(mixed_precision: str) -> torch.dtype:
     return dtypes[mixed_precision]
 
 
+def diffusion_loss(video_unet: torch.nn.Module, noise_scheduler: DDPMScheduler, latents: torch.Tensor,
+                   text_embedding: torch.Tensor) -> torch.Tensor:
+    """Noise the clip's latents at one random timestep and regress the noise (or the velocity)."""
+    noise = torch.randn_like(latents)
+    timestep = torch.randint(0, noise_scheduler.config.num_train_timesteps, (latents.shape[0],), device=latents.device)
+    noisy = noise_scheduler.add_noise(latents, noise, timestep)
+    if noise_scheduler.config.prediction_type == "v_prediction":
+        target = noise_scheduler.get_velocity(latents, noise, timestep)
+    else:
+        target = noise
+    return F.mse_loss(video_unet(noisy, timestep, text_embedding).float(), target)
+
+
+def resolve_device(device: str) -> torch.device:
+    """ "auto" picks cuda when available."""
+    if device not in ("auto", "cuda", "cpu"):
+        raise ValueError(f"train.device must be auto, cuda or cpu, got '{device}'")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("train.device=cuda but torch sees no CUDA device; use train.device=cpu or auto")
+    return torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
+
+
 def tune(model: BaseModel, frames: torch.Tensor, prompt: str, settings: TrainSettings,
          validation: ValidationSettings, output_dir: Path, callbacks: Sequence[ValidationCallback] = (),
          step_callbacks: Sequence[StepCallback] = ()) -> TrainResult:
     """Tune `model`'s inflated UNet on `frames` (uint8 (frames, H, W, 3)) captioned `prompt`."""
     started = time.perf_counter()
     half = _mixed_precision_dtype(settings.mixed_precision)
-    use_cpu = settings.device == "cpu" or (settings.device == "auto" and not torch.cuda.is_available())
-    accelerator = Accelerator(mixed_precision=settings.mixed_precision, cpu=use_cpu)
+    accelerator = Accelerator(mixed_precision=settings.mixed_precision,
+                              cpu=resolve_device(settings.device).type == "cpu")
     device = accelerator.device
     set_seed(settings.seed)
 
@@ -122,16 +144,8 @@ def tune(model: BaseModel, frames: torch.Tensor, prompt: str, settings: TrainSet
     losses: list[float] = []
     video_unet.train()
     for step in range(1, settings.max_steps + 1):
-        noise = torch.randn_like(latents)
-        timestep = torch.randint(0, noise_scheduler.config.num_train_timesteps, (1,), device=device)
-        noisy = noise_scheduler.add_noise(latents, noise, timestep)
-        if noise_scheduler.config.prediction_type == "v_prediction":
-            target = noise_scheduler.get_velocity(latents, noise, timestep)
-        else:
-            target = noise
         with accelerator.autocast():
-            prediction = video_unet(noisy, timestep, train_embedding)
-        loss = F.mse_loss(prediction.float(), target)
+            loss = diffusion_loss(video_unet, noise_scheduler, latents, train_embedding)
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"training loss is {loss.item()} at step {step}; lower train.learning_rate "
                                      "or use train.mixed_precision=bf16 instead of fp16")

@@ -66,3 +66,13 @@ SD15_UNET = dict(sample_size=64, in_channels=4, out_channels=4, layers_per_block
 def sd15_unet() -> UNet2DConditionModel:
     """The SD-1.5 UNet with random weights (build it under `torch.device("meta")` to count without memory)."""
     return UNet2DConditionModel(**SD15_UNET)
+
+
+# Stable Diffusion 1.x's VAE (its vae/config.json).
+SD15_VAE = dict(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(128, 256, 512, 512),
+                down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                layers_per_block=2, norm_num_groups=32, sample_size=512)
+
+
+def sd15_vae() -> AutoencoderKL:
+    return AutoencoderKL(**SD15_VAE)

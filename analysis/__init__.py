@@ -1,0 +1,1 @@
+"""Comparing runs and benchmarks: scripts that only read what runs wrote, or time the library's parts."""

@@ -1,0 +1,45 @@
+import pytest
+import torch
+
+from tav import pipeline
+from tav.models import inflate_unet
+
+
+def test_initial_latents_blend_inversion_and_seeded_noise():
+    inverted = torch.randn(1, 4, 3, 8, 8)
+    assert torch.equal(pipeline.initial_latents(inverted, 1, 0.0), inverted)
+    a, b = pipeline.initial_latents(inverted, 1, 0.3), pipeline.initial_latents(inverted, 1, 0.3)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, pipeline.initial_latents(inverted, 2, 0.3))
+    noise = pipeline.initial_latents(inverted, 1, 1.0)
+    assert abs(torch.corrcoef(torch.stack([noise.flatten(), inverted.flatten()]))[0, 1]) < 0.1
+    big = torch.randn(1, 4, 8, 32, 32)
+    assert pipeline.initial_latents(big, 3, 0.5).std() == pytest.approx(1.0, abs=0.05)  # unit variance kept
+    with pytest.raises(ValueError, match=r"noise_mix must be in \[0, 1\]"):
+        pipeline.initial_latents(inverted, 1, 1.5)
+
+
+def test_clip_encodes_and_decodes_at_vae_scale(tiny_model):
+    frames = torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8)
+    latents = pipeline.encode_clip(tiny_model.vae, frames)
+    assert latents.shape == (1, 4, 3, 4, 4)
+    decoded = pipeline.decode_latents(tiny_model.vae, latents.expand(2, -1, -1, -1, -1))
+    assert decoded.shape == (2, 3, 32, 32, 3) and decoded.dtype == torch.uint8
+
+
+def test_inversion_and_sampling_are_deterministic_and_shape_preserving(tiny_model):
+    video = inflate_unet(tiny_model.unet)
+    latents, text = torch.randn(1, 4, 3, 8, 8), torch.randn(2, 77, 32)
+    empty = torch.randn(1, 77, 32)
+    inverted = pipeline.ddim_invert(video, latents, empty, tiny_model.scheduler_config, steps=4)
+    assert inverted.shape == latents.shape and not torch.equal(inverted, latents)
+    start = inverted.expand(2, -1, -1, -1, -1)
+    a = pipeline.sample(video, start, text, empty, tiny_model.scheduler_config, steps=4, guidance_scale=7.5)
+    b = pipeline.sample(video, start, text, empty, tiny_model.scheduler_config, steps=4, guidance_scale=7.5)
+    assert a.shape == (2, 4, 3, 8, 8) and torch.equal(a, b)
+    assert not torch.equal(a[0], a[1])  # each clip of the batch follows its own prompt
+
+
+def test_prompts_encode_to_77_tokens(tiny_model):
+    embeddings = pipeline.encode_prompts(tiny_model.tokenizer, tiny_model.text_encoder, ["a", ""], torch.device("cpu"))
+    assert embeddings.shape == (2, 77, 32)

@@ -1,0 +1,62 @@
+import pytest
+import torch
+
+from tav.models import load_base_model
+from tav.train import TrainSettings, resolve_device, tune
+from tav.validation import ValidationSettings
+
+FRAMES = torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+
+
+def quick(tmp_path, steps=4, callbacks=(), **train):
+    model = load_base_model("tiny")
+    before = {n: p.detach().clone() for n, p in model.unet.named_parameters()}
+    settings = TrainSettings(**{"max_steps": steps, "learning_rate": 1e-3, "device": "cpu", **train})
+    validation = ValidationSettings(prompts=["a blue ball"], every_n_steps=2, inversion_steps=2, sampling_steps=2)
+    result = tune(model, FRAMES, "a red ball", settings, validation, tmp_path, callbacks)
+    return result, model, before
+
+
+def test_tuning_changes_only_the_trainable_modules(tmp_path):
+    result, model, before = quick(tmp_path)
+    assert len(result.losses) == 4 and all(loss == loss for loss in result.losses)
+    params = dict(model.unet.named_parameters())
+    changed = {n for n, p in before.items() if not torch.equal(params[n].detach(), p)}
+    assert changed and all(n.endswith(("attn1.to_q.weight", "attn2.to_q.weight")) for n in changed)
+    assert all(params[n].abs().sum() > 0 for n in params if "attn_temp.to_out" in n)  # tuned away from zero init
+    assert all(torch.equal(p, torch.ones_like(p)) for n, p in params.items() if "norm_temp.weight" in n)
+    assert [v["step"] for v in result.validations] == [2, 4]
+    assert result.random_weights and result.best_step is None  # no scorer: nothing ranks the checkpoints
+
+
+def test_same_seed_same_run(tmp_path):
+    a, _, _ = quick(tmp_path / "a")
+    b, _, _ = quick(tmp_path / "b")
+    assert a.losses == b.losses
+    c, _, _ = quick(tmp_path / "c", seed=34)
+    assert c.losses != a.losses
+
+
+def test_a_scoring_callback_picks_the_best_step(tmp_path):
+    result, _, _ = quick(tmp_path, steps=6, callbacks=[lambda event: -abs(event.step - 4)])
+    assert result.best_step == 4 and result.best_score == 0
+    assert result.best_checkpoint == tmp_path / "checkpoints" / "step_000004" / "trainable.safetensors"
+    assert result.best_checkpoint.is_file()
+
+
+def test_diverging_loss_stops_with_advice(tmp_path):
+    with pytest.raises(FloatingPointError, match="lower train.learning_rate"):
+        quick(tmp_path, steps=3, learning_rate=1e30, max_grad_norm=1e30)
+
+
+def test_lora_run_tunes_adapters(tmp_path):
+    result, _, _ = quick(tmp_path, steps=2, lora_rank=2)
+    assert 0 < result.trainable_parameters < 117_088
+
+
+def test_bad_settings_are_named():
+    with pytest.raises(ValueError, match="train.device must be auto, cuda or cpu"):
+        resolve_device("tpu")
+    with pytest.raises(ValueError, match="train.mixed_precision must be one of"):
+        tune(load_base_model("tiny"), FRAMES, "x", TrainSettings(mixed_precision="fp8", device="cpu"),
+             ValidationSettings(prompts=["y"]), None)

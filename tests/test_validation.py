@@ -1,0 +1,71 @@
+import torch
+
+from tav import pipeline
+from tav.models import inflate_unet, load_trainable
+from tav.validation import ValidationSettings, Validator, prompt_slug
+
+
+def make_validator(model, tmp_path, callbacks=(), **settings):
+    frames = torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    prompts = list(settings.pop("prompts", ["a blue ball", "a green ball"]))
+    embeddings = pipeline.encode_prompts(model.tokenizer, model.text_encoder, ["", *prompts], torch.device("cpu"))
+    s = ValidationSettings(prompts=prompts, inversion_steps=2, sampling_steps=2, **settings)
+    return Validator(s, model.vae, pipeline.encode_clip(model.vae, frames), frames, "a red ball", embeddings[1:],
+                     embeddings[:1], model.scheduler_config, tmp_path, model.random_weights, list(callbacks))
+
+
+def test_validation_renders_the_panel_and_writes_clips_and_checkpoint(tiny_model, tmp_path):
+    events = []
+    validator = make_validator(tiny_model, tmp_path, callbacks=[events.append], seeds=[1, 2], noise_mix=0.5,
+                               batch_size=3)
+    video = inflate_unet(tiny_model.unet)
+    event = validator(7, video)
+    assert events == [event] and event.step == 7 and event.random_weights
+    assert [(c.prompt, c.seed) for c in event.clips] == [("a blue ball", 1), ("a blue ball", 2),
+                                                         ("a green ball", 1), ("a green ball", 2)]
+    for clip in event.clips:
+        assert clip.frames.shape == (3, 32, 32, 3) and clip.frames.dtype == torch.uint8
+        assert clip.mp4_path.stat().st_size > 0 and clip.gif_path.stat().st_size > 0
+        assert clip.mp4_path.parent.name == "step_000007"
+    assert not torch.equal(event.clips[0].frames, event.clips[1].frames)  # seeds matter once noise_mix > 0
+    assert event.checkpoint_path.is_file()
+    assert (event.checkpoint_path.parent / "inverted_latents.safetensors").is_file()
+    assert load_trainable(inflate_unet(tiny_model.unet.__class__.from_config(tiny_model.unet.config)),
+                          event.checkpoint_path)
+
+
+def test_batched_and_one_by_one_rendering_agree(tiny_model, tmp_path):
+    video = inflate_unet(tiny_model.unet)
+    one = make_validator(tiny_model, tmp_path / "a", seeds=[1, 2], noise_mix=0.3, batch_size=1)(1, video)
+    many = make_validator(tiny_model, tmp_path / "b", seeds=[1, 2], noise_mix=0.3, batch_size=4)(1, video)
+    for a, b in zip(one.clips, many.clips):
+        assert (a.frames.int() - b.frames.int()).abs().max() <= 1  # batching only changes float rounding
+
+
+def test_scored_validation_keeps_the_best_k_checkpoints(tiny_model, tmp_path):
+    scores = {1: 0.5, 2: 0.9, 3: 0.1, 4: 0.7}
+    validator = make_validator(tiny_model, tmp_path, callbacks=[lambda e: scores[e.step]], keep_best_k=2,
+                               prompts=["a ball"])
+    video = inflate_unet(tiny_model.unet)
+    for step in scores:
+        validator(step, video)
+    assert validator.best_step == 2
+    kept = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert kept == ["step_000002", "step_000004"]
+    assert [e.score for e in validator.history] == [0.5, 0.9, 0.1, 0.7]
+
+
+def test_invert_once_reuses_the_first_inversion(tiny_model, tmp_path):
+    video = inflate_unet(tiny_model.unet)
+    validator = make_validator(tiny_model, tmp_path, invert_once=True, prompts=["a ball"])
+    first = validator.invert(video)
+    for name, p in video.unet.named_parameters():
+        if "attn_temp.to_out" in name:
+            torch.nn.init.normal_(p)
+    assert validator.invert(video) is first
+    validator.settings.invert_once = False
+    assert not torch.equal(validator.invert(video), first)
+
+
+def test_prompt_slug_is_a_safe_file_name():
+    assert prompt_slug("A boy, wearing a birthday hat, is surfing!") == "a-boy-wearing-a-birthday-hat-is-surfing"

@@ -1,0 +1,44 @@
+import torch
+from diffusers.models.attention_processor import Attention
+from torch import nn
+
+from tav.models.video_layers import FrameContext, FrameGroupNorm, SparseCausalAttnProcessor
+
+
+def test_sparse_causal_attention_matches_per_frame_reference():
+    frames = FrameContext(num_frames=4)
+    attn = Attention(query_dim=16, heads=2, dim_head=8)
+    x = torch.randn(2 * 4, 5, 16)  # 2 clips of 4 frames, 5 tokens each
+    out = SparseCausalAttnProcessor(frames)(attn, x)
+
+    clips = x.view(2, 4, 5, 16)
+    for b in range(2):
+        for i in range(4):
+            context = torch.cat([clips[b, 0], clips[b, max(i - 1, 0)]])  # keys/values: frame 0 and frame i-1
+            q = attn.to_q(clips[b, i]).view(5, 2, 8).transpose(0, 1)
+            k = attn.to_k(context).view(10, 2, 8).transpose(0, 1)
+            v = attn.to_v(context).view(10, 2, 8).transpose(0, 1)
+            weights = (q @ k.transpose(1, 2) / 8 ** 0.5).softmax(-1)
+            expected = attn.to_out[0]((weights @ v).transpose(0, 1).reshape(5, 16))
+            torch.testing.assert_close(out[b * 4 + i], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_frame_group_norm_shares_statistics_across_frames_like_5d_groupnorm():
+    frames = FrameContext(num_frames=3)
+    reference = nn.GroupNorm(4, 8)
+    nn.init.normal_(reference.weight)
+    nn.init.normal_(reference.bias)
+    norm = FrameGroupNorm.replacing(reference, frames)
+    clip = torch.randn(2, 8, 3, 5, 5)  # (batch, channels, frames, h, w) as the official model holds it
+    folded = clip.transpose(1, 2).reshape(6, 8, 5, 5)
+    expected = reference(clip).transpose(1, 2).reshape(6, 8, 5, 5)
+    torch.testing.assert_close(norm(folded), expected, rtol=1e-5, atol=1e-5)
+    assert norm.weight is reference.weight  # same parameters, same state-dict keys
+    assert set(norm.state_dict()) == set(reference.state_dict())
+
+
+def test_frame_group_norm_on_one_frame_is_plain_groupnorm():
+    reference = nn.GroupNorm(2, 4)
+    norm = FrameGroupNorm.replacing(reference, FrameContext(num_frames=1))
+    x = torch.randn(3, 4, 6, 6)
+    torch.testing.assert_close(norm(x), reference(x))
