@@ -1,0 +1,1 @@
+"""The Optuna driver: search spaces, trials and their overrides."""
