@@ -1,0 +1,113 @@
+"""The study in its storage: creation, the settings every job reads back, samplers and pruners by name.
+
+The study is self-describing: its objectives, constraints and pruner are stored as a study user attribute
+("tav"), so a training job that only knows (storage, study name, trial number) can report and prune the
+same way wherever it runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import warnings
+
+import optuna
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+SPEC_KEY = "tav"
+PRUNING_SUFFIX = ".pruning"  # companion single-objective study that carries the scalar of multi-objective trials
+
+
+@dataclass
+class StudySpec:
+    """What a study optimises and how its trials are pruned."""
+
+    objectives: dict[str, str]  # score name at the best validation step -> "maximize" | "minimize"
+    single_objective: bool = False  # True: optimise only the scalar validation score
+    constraints: dict[str, str] = field(default_factory=dict)  # score name -> ">= x" | "<= x"
+    pruner: dict = field(default_factory=lambda: {"name": "MedianPruner"})  # optuna.pruners class + kwargs
+
+    @property
+    def directions(self) -> list[str]:
+        return ["maximize"] if self.single_objective else list(self.objectives.values())
+
+    @property
+    def objective_names(self) -> list[str]:
+        return ["score"] if self.single_objective else list(self.objectives)
+
+
+def storage_url(storage: str | None, sweep_dir: Path) -> str:
+    """A database URL; None means a SQLite file in the sweep's folder."""
+    if storage:
+        return storage
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(sweep_dir / 'study.db').resolve()}"
+
+
+def open_storage(url: str, heartbeat_interval: int | None = None) -> RDBStorage:
+    """RDB storage with heartbeats: a trial of a dead worker is failed and retried once."""
+    with warnings.catch_warnings():
+        # Heartbeats and their retry callback are marked experimental in Optuna 5; they recover dead workers.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        heartbeat = dict(heartbeat_interval=heartbeat_interval, grace_period=3 * heartbeat_interval,
+                         heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1)
+                         ) if heartbeat_interval else {}
+        return RDBStorage(url, engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
+                          **heartbeat)
+
+
+def build_pruner(spec: dict) -> optuna.pruners.BasePruner:
+    """optuna.pruners.<name>(**kwargs), e.g. {"name": "MedianPruner", "n_startup_trials": 2}; "NopPruner" disables."""
+    kwargs = {k: v for k, v in spec.items() if v is not None}
+    name = kwargs.pop("name")
+    if not hasattr(optuna.pruners, name):
+        raise ValueError(f"unknown pruner '{name}'; use a class of optuna.pruners such as MedianPruner, "
+                         "HyperbandPruner, PercentilePruner, WilcoxonPruner or NopPruner")
+    return getattr(optuna.pruners, name)(**kwargs)
+
+
+def build_sampler(spec: dict, constraints: dict[str, str]) -> optuna.samplers.BaseSampler:
+    """optuna.samplers.<name>(**kwargs); samplers that take constraints get them from the trials' records."""
+    kwargs = {k: v for k, v in spec.items() if v is not None}
+    name = kwargs.pop("name")
+    if not hasattr(optuna.samplers, name):
+        raise ValueError(f"unknown sampler '{name}'; use a class of optuna.samplers such as TPESampler, "
+                         "NSGAIISampler, GPSampler or RandomSampler")
+    sampler_class = getattr(optuna.samplers, name)
+    if constraints and "constraints_func" in sampler_class.__init__.__code__.co_varnames:
+        kwargs["constraints_func"] = constraint_values_of
+    return sampler_class(**kwargs)
+
+
+def constraint_values_of(trial: optuna.trial.FrozenTrial) -> list[float]:
+    """Optuna's convention: a value <= 0 means the constraint holds (recorded by the job at completion)."""
+    return trial.user_attrs.get("constraint_values", [])
+
+
+def create_study(storage: RDBStorage, name: str, spec: StudySpec, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
+    """Create the study, or load it to resume; refuse to resume with other objectives than it was created with."""
+    study = optuna.create_study(storage=storage, study_name=name, directions=spec.directions, sampler=sampler,
+                                pruner=build_pruner(spec.pruner), load_if_exists=True)
+    stored = study.user_attrs.get(SPEC_KEY)
+    if stored is None:
+        study.set_user_attr(SPEC_KEY, asdict(spec))
+    elif stored["objectives"] != spec.objectives or stored["single_objective"] != spec.single_objective:
+        raise ValueError(f"study '{name}' exists with objectives {stored['objectives']} "
+                         f"(single_objective={stored['single_objective']}); resume it with those, or pick a new "
+                         "hydra.sweeper.study_name")
+    if len(spec.directions) > 1:
+        optuna.create_study(storage=storage, study_name=name + PRUNING_SUFFIX, direction="maximize",
+                            load_if_exists=True)
+    return study
+
+
+def load_spec(study: optuna.Study) -> StudySpec:
+    return StudySpec(**study.user_attrs[SPEC_KEY])
+
+
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+
+
+def count_trials(study: optuna.Study, states=FINISHED) -> int:
+    return len(study.get_trials(deepcopy=False, states=states))

@@ -1,0 +1,54 @@
+"""The end of a sweep: the Pareto set (or the best trials) as a table and as sweep_summary.json."""
+
+from __future__ import annotations
+
+import re
+
+import optuna
+from optuna.trial import TrialState
+
+from sweeps.study import StudySpec
+
+_PASSWORD = re.compile(r"(://[^:/@]+:)[^@]+@")
+
+
+def redact_url(url: str) -> str:
+    return _PASSWORD.sub(r"\1***@", url)
+
+
+def summarize(study: optuna.Study, spec: StudySpec, storage: str) -> dict:
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    best = {t.number for t in study.best_trials} if complete else set()
+    return {
+        "study": study.study_name, "storage": redact_url(storage), "objectives": spec.objective_names,
+        "directions": spec.directions, "pareto_trials": sorted(best),
+        "counts": {state.name.lower(): sum(t.state == state for t in trials) for state in TrialState},
+        "random_weights": any(t.user_attrs.get("random_weights") for t in trials),
+        "trials": [{
+            "number": t.number, "state": t.state.name.lower(), "params": t.params, "values": t.values,
+            "baseline": bool(t.user_attrs.get("baseline")), "pareto": t.number in best,
+            **{k: t.user_attrs.get(k) for k in ("best_step", "best_seed", "best_checkpoint", "output_dir",
+                                                "overlap_measured", "failure", "pruned_reason", "wandb_run_id")},
+        } for t in trials],
+    }
+
+
+def summary_table(summary: dict) -> str:
+    """Pareto (or best) trials first, then the rest, with the baseline marked."""
+    names = summary["objectives"]
+    head = ["trial", "state", *names, "best step", "params"]
+    rows = []
+    ordered = sorted(summary["trials"], key=lambda t: (not t["pareto"], t["number"]))
+    for t in ordered:
+        values = [f"{v:.3f}" for v in t["values"]] if t["values"] else ["-"] * len(names)
+        mark = ("*" if t["pareto"] else " ") + ("B" if t["baseline"] else " ")
+        params = " ".join(f"{k.split('.')[-1]}={v:.3g}" if isinstance(v, float) else f"{k.split('.')[-1]}={v}"
+                          for k, v in t["params"].items())
+        rows.append([f"{t['number']}{mark}", t["state"], *values, str(t["best_step"] or "-"), params])
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in [head, *rows]]
+    legend = "* Pareto-optimal (best when single-objective)   B baseline: the official Tune-A-Video recipe"
+    if summary["random_weights"]:
+        legend += "\nNOTE: scored with random weights (tiny preset): the values say nothing about quality"
+    return "\n".join([*lines, legend])

@@ -1,0 +1,93 @@
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from sweeps.live_trial import LiveTrial
+from sweeps.study import StudySpec, build_sampler, create_study, open_storage
+from tav.events import RenderedClip, ValidationEvent
+
+OBJECTIVES = {"text_alignment/mean": "maximize", "style_probe/mean": "maximize"}
+
+
+def event(step: int, score: float, tmp_path: Path) -> ValidationEvent:
+    clips = [RenderedClip("a cube", seed, torch.zeros(2, 8, 8, 3, dtype=torch.uint8), tmp_path / "c.mp4",
+                          tmp_path / "c.gif", {"text_alignment": score + seed, "style_probe": 0.5, "score": score + seed})
+             for seed in (0, 1)]
+    e = ValidationEvent(step, clips, torch.zeros(2, 8, 8, 3, dtype=torch.uint8), "a ball", tmp_path / "w.safetensors",
+                        tmp_path, torch.device("cpu"), random_weights=True)
+    e.scores = {"text_alignment/mean": score, "style_probe/mean": 0.5}
+    e.score = score
+    return e
+
+
+def make_study(tmp_path, single_objective: bool):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    spec = StudySpec(OBJECTIVES, single_objective, {}, {"name": "MedianPruner", "n_startup_trials": 2,
+                                                         "n_warmup_steps": 0})
+    study = create_study(open_storage(url), "s", spec, build_sampler({"name": "RandomSampler", "seed": 0}, {}))
+    return url, study
+
+
+def run_trial(url, scores, tmp_path):
+    """A trial that validates with `scores` at steps 10, 20, ... and completes unless pruned."""
+    study = optuna.load_study(study_name="s", storage=url)
+    trial = study.ask({"lr": optuna.distributions.FloatDistribution(1e-6, 1e-4, log=True)})
+    live = LiveTrial(url, "s", trial.number)
+    try:
+        for i, score in enumerate(scores):
+            live.on_validation(event(10 * (i + 1), score, tmp_path))
+    except optuna.TrialPruned as pruned:
+        live.stop(TrialState.PRUNED, str(pruned))
+        return live
+    validations = live.validations
+    best = max(validations, key=lambda v: v["score"])
+    live.complete({"output_dir": str(tmp_path), "validations": validations, "best_step": best["step"],
+                   "random_weights": True})
+    return live
+
+
+@pytest.mark.parametrize("single_objective", [True, False])
+def test_a_trial_scoring_below_the_median_is_pruned(tmp_path, single_objective):
+    url, study = make_study(tmp_path, single_objective)
+    run_trial(url, [5.0, 6.0, 7.0], tmp_path)
+    run_trial(url, [4.0, 5.0, 6.0], tmp_path)
+    weak = run_trial(url, [1.0, 2.0, 3.0], tmp_path)
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED]
+    assert "pruned at step 10" in trials[2].user_attrs["pruned_reason"]
+    assert trials[2].user_attrs["best_step"] == 10 and weak.curve == {10: 1.0}
+    strong = run_trial(url, [9.0, 9.5, 9.9], tmp_path)  # above the median: runs to the end
+    assert study.get_trials()[3].state == TrialState.COMPLETE and len(strong.curve) == 3
+
+
+def test_completed_trial_carries_its_records(tmp_path):
+    url, study = make_study(tmp_path, single_objective=False)
+    run_trial(url, [2.0, 8.0, 4.0], tmp_path)
+    trial = study.get_trials()[0]
+    assert trial.values == [8.0, 0.5]  # the objectives at the best validation step (step 20)
+    attrs = trial.user_attrs
+    assert attrs["best_step"] == 20 and attrs["curve"] == {"10": 2.0, "20": 8.0, "30": 4.0}
+    assert attrs["best_seed"] == 1  # seed 1's clips score one higher
+    assert attrs["scores_by_seed"]["1"]["text_alignment"] == 9.0
+    assert attrs["scores_by_prompt"]["a cube"]["text_alignment"] == 8.5
+    assert attrs["random_weights"] is True and attrs["output_dir"] == str(tmp_path)
+
+
+def test_a_run_without_scores_cannot_report(tmp_path):
+    url, study = make_study(tmp_path, single_objective=True)
+    trial = study.ask()
+    live = LiveTrial(url, "s", trial.number)
+    unscored = event(10, 1.0, tmp_path)
+    unscored.score = None
+    with pytest.raises(ValueError, match="a sweep needs a validation score"):
+        live.on_validation(unscored)
+
+
+def test_resuming_with_other_objectives_is_refused(tmp_path):
+    url, _ = make_study(tmp_path, single_objective=False)
+    spec = StudySpec({"frame_consistency/mean": "maximize"})
+    with pytest.raises(ValueError, match="exists with objectives"):
+        create_study(open_storage(url), "s", spec, optuna.samplers.RandomSampler())
