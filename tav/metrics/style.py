@@ -37,7 +37,8 @@ def load_reference_images(folder: str | Path) -> list[torch.Tensor]:
     path = Path(folder).expanduser()
     if not path.is_dir():
         raise FileNotFoundError(f"style reference folder {path} does not exist; point style_reference_dir "
-                                "(metrics.scorer.style_reference_dir) at a folder of target-style images, or set it to null")
+                                "(metrics.scorer.style_reference_dir) at a folder of target-style images, "
+                                "or set it to null")
     files = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise FileNotFoundError(f"style reference folder {path} holds no {'/'.join(IMAGE_SUFFIXES)} images")
