@@ -71,20 +71,41 @@ def run(cfg: DictConfig, callbacks: Sequence[ValidationCallback] = (),
 
 
 def run_job(cfg: DictConfig) -> dict:
-    """One run, reporting to its Optuna trial when `trial.number` is set; the trial records every outcome."""
-    if cfg.trial.number is None:
-        result = run(cfg)
-        log.info("\n%s", summary(result))
+    """One run, logged (JSONL always, W&B unless logger=none) and, when `trial.number` is set, reporting to its
+    Optuna trial; every outcome (completed, pruned, failed) is recorded and every log is closed."""
+    from tav.tracking import RunTracker
+
+    live = _live_trial(cfg)
+    tracker = RunTracker(Path(cfg.output_dir), OmegaConf.to_container(cfg, resolve=True), **cfg.logger,
+                         group=cfg.trial.study_name, name=f"trial-{live.number}" if live else None,
+                         params=live.params if live else None)
+    with tracker:
+        if live is None:
+            result = run(cfg, [tracker.on_validation], [tracker.on_step])
+            tracker.finish(result.as_record(), "completed")
+            log.info("\n%s", summary(result))
+            return result.as_record()
+        live.record(wandb_run_id=tracker.run_id)
+        result = _run_trial(cfg, live, tracker)
+        tracker.finish(result.as_record(), "completed")
         return result.as_record()
 
+
+def _live_trial(cfg: DictConfig):
+    if cfg.trial.number is None:
+        return None
+    from sweeps.live_trial import LiveTrial
+
+    return LiveTrial(cfg.trial.storage, cfg.trial.study_name, cfg.trial.number, cfg.trial.heartbeat_interval,
+                     cfg.trial.artifact_dir)
+
+
+def _run_trial(cfg: DictConfig, live, tracker) -> TrainResult:
     import optuna
     from optuna.trial import TrialState
 
-    from sweeps.live_trial import LiveTrial
-
-    live = LiveTrial(cfg.trial.storage, cfg.trial.study_name, cfg.trial.number, cfg.trial.heartbeat_interval)
     try:
-        result = run(cfg, callbacks=[live.on_validation], step_callbacks=[live.heartbeat])
+        result = run(cfg, [tracker.on_validation, live.on_validation], [tracker.on_step, live.heartbeat])
     except optuna.TrialPruned as pruned:
         live.stop(TrialState.PRUNED, str(pruned))
         log.info("trial %d pruned: %s", live.number, pruned)
@@ -93,10 +114,10 @@ def run_job(cfg: DictConfig) -> dict:
         live.stop(TrialState.FAIL, f"{type(error).__name__}: {error}")
         log.error("trial %d failed: %s: %s", live.number, type(error).__name__, error)
         raise
-    live.record(**{k: v for k, v in result.extra.items()})
+    live.record(**result.extra)
     values = live.complete(result.as_record())
     log.info("\n%s\ntrial %d values %s", summary(result), live.number, values)
-    return result.as_record()
+    return result
 
 
 def summary(result: TrainResult) -> str:

@@ -9,8 +9,10 @@ this one: the configured pruner compares it there.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import optuna
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
@@ -21,7 +23,8 @@ from tav.train import validation_record
 
 
 class LiveTrial:
-    def __init__(self, storage: str, study_name: str, number: int, heartbeat_interval: int | None = None):
+    def __init__(self, storage: str, study_name: str, number: int, heartbeat_interval: int | None = None,
+                 artifact_dir: str | None = None):
         self.storage = open_storage(storage, heartbeat_interval)
         self.study = optuna.load_study(study_name=study_name, storage=self.storage)
         self.spec = load_spec(self.study)
@@ -35,6 +38,7 @@ class LiveTrial:
                                         pruner=build_pruner(self.spec.pruner))
             self.mirror = pruning.ask()
             self.trial.set_user_attr("pruning_trial", self.mirror.number)
+        self.artifact_dir = artifact_dir or _beside_sqlite(storage, "artifacts")
         self.curve: dict[int, float] = {}
         self.validations: list[dict] = []  # what a pruned or failed run had validated, for its records
         self._last_beat = 0.0
@@ -75,6 +79,7 @@ class LiveTrial:
         values = objectives.objective_values(record, self.spec.objective_names)
         self.record(**self._records(result, record),
                     constraint_values=objectives.constraint_values(record, self.spec.constraints))
+        self._upload_best_clips(record, objectives.best_seed(record, "score"))
         self.study.tell(self.trial, values)
         if self.mirror:
             self.mirror.study.tell(self.mirror, record["score"])
@@ -92,6 +97,17 @@ class LiveTrial:
         if self.mirror:
             self.mirror.study.tell(self.mirror, state=state)
 
+    def _upload_best_clips(self, record: dict, seed: int | None) -> None:
+        """The best step's clips of the best seed, as Optuna artifacts (optuna-dashboard shows them)."""
+        if not self.artifact_dir:
+            return
+        store = FileSystemArtifactStore(self.artifact_dir)
+        Path(self.artifact_dir).mkdir(parents=True, exist_ok=True)
+        clips = [c for c in record["clips"] if seed is None or c["seed"] == seed]
+        ids = [upload_artifact(study_or_trial=self.trial, file_path=c["mp4"], artifact_store=store,
+                               mimetype="video/mp4") for c in clips]
+        self.record(artifact_ids=ids)
+
     def _records(self, result: dict, record: dict) -> dict:
         return {
             "output_dir": result["output_dir"], "best_step": record["step"], "best_checkpoint": record["checkpoint"],
@@ -101,3 +117,9 @@ class LiveTrial:
             "best_seed": objectives.best_seed(record, "score"),
             "random_weights": result["random_weights"],
         }
+
+
+def _beside_sqlite(storage: str, name: str) -> str | None:
+    """A folder next to a SQLite database file; None for other databases."""
+    prefix = "sqlite:///"
+    return str(Path(storage[len(prefix):]).parent / name) if storage.startswith(prefix) else None

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
 
 from sweeps.study import StudySpec
 
+log = logging.getLogger(__name__)
 _PASSWORD = re.compile(r"(://[^:/@]+:)[^@]+@")
 
 
@@ -52,3 +55,33 @@ def summary_table(summary: dict) -> str:
     if summary["random_weights"]:
         legend += "\nNOTE: scored with random weights (tiny preset): the values say nothing about quality"
     return "\n".join([*lines, legend])
+
+
+def study_plots(study: optuna.Study, names: list[str], out_dir: Path) -> dict[str, Path]:
+    """Optuna's Pareto front, parameter importances and optimisation history as PNG files (those that apply)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as plots
+
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    first = dict(target=lambda t: t.values[0], target_name=names[0])
+    wanted = {"optimization_history": lambda: plots.plot_optimization_history(study, **first)}
+    if len(complete) >= 2:
+        wanted["param_importances"] = lambda: plots.plot_param_importances(study, **first)
+    if len(study.directions) in (2, 3):
+        wanted["pareto_front"] = lambda: plots.plot_pareto_front(study, target_names=names)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name, draw in wanted.items():
+        try:
+            axes = draw()
+        except (ValueError, RuntimeError) as error:  # e.g. importances of a parameter that never varied
+            log.info("plot %s skipped: %s", name, error)
+            continue
+        figure = (axes if hasattr(axes, "savefig") else axes.figure)
+        figure.savefig(out_dir / f"{name}.png", dpi=100, bbox_inches="tight")
+        plt.close(figure)
+        written[name] = out_dir / f"{name}.png"
+    return written

@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 
 from sweeps.space import SearchSpace, merge_command_line, parse_search_space, to_overrides
 from sweeps.study import StudySpec, build_sampler, count_trials, create_study, open_storage, storage_url
-from sweeps.summary import summarize, summary_table
+from sweeps.summary import study_plots, summarize, summary_table
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +148,15 @@ class OptunaSweeper(Sweeper):
         log.info("trial %d %s %s", trial.number, frozen.state.name.lower(), outcome)
 
     def _report(self, study: optuna.Study, url: str) -> None:
+        """sweep_summary.json and plots beside the storage, a table in the log, and a W&B study run."""
         summary = summarize(study, self.spec, url)
         path = self.sweep_dir / "sweep_summary.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(summary, indent=2))
+        plots = study_plots(study, self.spec.objective_names, self.sweep_dir / "plots")
+        logger = OmegaConf.to_container(self.config.logger, resolve=True)
+        if logger.get("enabled"):
+            from tav.tracking.study_run import log_study
+
+            log_study(summary, plots, **{**logger, "dir": logger.get("dir") or self.sweep_dir})
         log.info("\n%s\nsummary: %s", summary_table(summary), path)

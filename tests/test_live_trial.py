@@ -8,12 +8,14 @@ from optuna.trial import TrialState
 from sweeps.live_trial import LiveTrial
 from sweeps.study import StudySpec, build_sampler, create_study, open_storage
 from tav.events import RenderedClip, ValidationEvent
+from tav.media import write_mp4
 
 OBJECTIVES = {"text_alignment/mean": "maximize", "style_probe/mean": "maximize"}
 
 
 def event(step: int, score: float, tmp_path: Path) -> ValidationEvent:
-    clips = [RenderedClip("a cube", seed, torch.zeros(2, 8, 8, 3, dtype=torch.uint8), tmp_path / "c.mp4",
+    frames = torch.zeros(2, 8, 8, 3, dtype=torch.uint8)
+    clips = [RenderedClip("a cube", seed, frames, write_mp4(frames, tmp_path / f"{step}_{seed}.mp4"),
                           tmp_path / "c.gif", {"text_alignment": score + seed, "style_probe": 0.5, "score": score + seed})
              for seed in (0, 1)]
     e = ValidationEvent(step, clips, torch.zeros(2, 8, 8, 3, dtype=torch.uint8), "a ball", tmp_path / "w.safetensors",
@@ -74,6 +76,8 @@ def test_completed_trial_carries_its_records(tmp_path):
     assert attrs["scores_by_seed"]["1"]["text_alignment"] == 9.0
     assert attrs["scores_by_prompt"]["a cube"]["text_alignment"] == 8.5
     assert attrs["random_weights"] is True and attrs["output_dir"] == str(tmp_path)
+    assert len(attrs["artifact_ids"]) == 1  # the best seed's clip of the best step, beside the SQLite file
+    assert list((tmp_path / "artifacts").rglob(attrs["artifact_ids"][0]))
 
 
 def test_a_run_without_scores_cannot_report(tmp_path):

@@ -15,7 +15,7 @@ from sweeps.space import parse_search_space
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["data.n_frames=4", "data.height=32", "data.width=32", "validation.every_n_steps=2",
         "validation.inversion_steps=2", "validation.sampling_steps=2", "validation.seeds=[0,1]",
-        "prompts.edit_subjects=[cube]", "metrics.scorer.flow_threads=1",
+        "prompts.edit_subjects=[cube]", "metrics.scorer.flow_threads=1", "logger=none",
         "train.max_steps=int(interval(2,4))"]
 
 
@@ -47,6 +47,10 @@ def test_a_small_study_completes_records_its_trials_and_resumes(tmp_path):
         assert Path(attrs["best_checkpoint"]).is_file() and attrs["best_step"] in (2, 4)
         assert set(attrs["scores_by_seed"]) == {"0", "1"} and "cube" in " ".join(attrs["scores_by_prompt"])
         assert attrs["random_weights"] is True
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    for t in complete:  # the best clips are Optuna artifacts beside the SQLite storage, for optuna-dashboard
+        assert t.user_attrs["artifact_ids"]
+        assert all(list((tmp_path / "artifacts").rglob(i)) for i in t.user_attrs["artifact_ids"])
     done = trials[0].user_attrs
     assert done["train_prompt"] == "a photo of a red ball is rolling on the grass"
     assert 0 < done["overlap_measured"] < 1 and len(done["generation_prompts"]) == 1

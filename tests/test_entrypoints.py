@@ -1,0 +1,63 @@
+"""The top-level commands as a user runs them: composed configs and the embedded demo."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def composed(name: str, *overrides: str):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose(config_name=name, overrides=list(overrides))
+
+
+def test_tav_paper_experiment_is_the_official_man_surfing_recipe():
+    cfg = composed("train", "experiment=tav_paper")
+    assert cfg.model.source == "CompVis/stable-diffusion-v1-4"
+    assert (cfg.data.n_frames, cfg.data.height, cfg.data.width) == (24, 512, 512)
+    assert cfg.data.prompt == "a man is surfing"
+    t = cfg.train
+    assert (t.learning_rate, t.max_steps, t.lr_scheduler, t.weight_decay, t.max_grad_norm) == (3e-5, 500, "constant", 1e-2, 1.0)
+    assert (t.mixed_precision, t.gradient_checkpointing, t.seed) == ("fp16", True, 33)
+    assert list(t.trainable_modules) == ["attn1.to_q", "attn2.to_q", "attn_temp"]
+    v = cfg.validation
+    assert (v.every_n_steps, v.inversion_steps, v.sampling_steps, v.guidance_scale) == (100, 50, 50, 12.5)
+    assert list(v.prompts) == ["a panda is surfing", "a boy, wearing a birthday hat, is surfing",
+                               "a raccoon is surfing, cartoon style", "Iron Man is surfing in the desert"]
+    assert cfg.metrics.scorer.model == "ViT-L-14" and cfg.metrics.scorer.pretrained == "openai"
+
+
+def test_demo_is_the_default_and_sweep_composes_on_the_same_tree():
+    train = composed("train")
+    assert train.model.source == "tiny" and train.metrics.scorer.random_weights
+    sweep = composed("sweep")
+    assert sweep.train == train.train and list(sweep.validation.seeds) == [0, 1, 2, 3]
+
+
+@pytest.mark.slow
+def test_python_train_py_runs_the_demo_and_logs_it(tmp_path):
+    done = subprocess.run([sys.executable, "train.py", f"hydra.run.dir={tmp_path}"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env={**__import__("os").environ, "WANDB_API_KEY": ""})
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert [v["step"] for v in result["validations"]] == [10, 20, 30]
+    assert result["best_step"] in (10, 20, 30) and Path(result["best_checkpoint"]).is_file()
+    assert len(result["validations"][0]["clips"]) == 4  # 2 prompts x 2 seeds
+    assert list((tmp_path / "wandb").glob("offline-run-*"))  # W&B ran offline, without prompting
+    kinds = {json.loads(line)["kind"] for line in (tmp_path / "log.jsonl").read_text().splitlines()}
+    assert {"config", "step", "validation", "clip", "finish"} <= kinds
+    assert "random weights" in done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_bad_input_is_one_clear_line(tmp_path):
+    done = subprocess.run([sys.executable, "train.py", f"hydra.run.dir={tmp_path}", "data.n_frames=99", "logger=none"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert "demo.mp4 has 24 frames but start=0, stride=3, n_frames=99 needs 295" in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
