@@ -1,6 +1,7 @@
 """End to end: `python sweep.py -m` on the tiny preset, in subprocesses (as a user runs it)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,8 @@ FAST = ["data.n_frames=4", "data.height=32", "data.width=32", "validation.every_
 
 def sweep(tmp_path: Path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
     command = [sys.executable, "sweep.py", "-m", *FAST, f"hydra.sweep.dir={tmp_path}", *overrides]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}  # W&B must run offline here
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     if check:
         assert done.returncode == 0, done.stderr[-3000:]
     return done
@@ -33,7 +35,7 @@ def load(tmp_path: Path) -> optuna.Study:
 
 @pytest.mark.slow
 def test_a_small_study_completes_records_its_trials_and_resumes(tmp_path):
-    sweep(tmp_path, "hydra.sweeper.n_trials=3")
+    sweep(tmp_path, "hydra.sweeper.n_trials=3", "logger=wandb")  # W&B offline: no key in the test environment
     study = load(tmp_path)
     trials = study.get_trials()
     assert len(trials) == 3 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
@@ -54,6 +56,11 @@ def test_a_small_study_completes_records_its_trials_and_resumes(tmp_path):
     done = trials[0].user_attrs
     assert done["train_prompt"] == "a photo of a red ball is rolling on the grass"
     assert 0 < done["overlap_measured"] < 1 and len(done["generation_prompts"]) == 1
+    for t in trials:  # one offline W&B run per trial, its id on the trial, its clips as videos
+        run_dirs = list((tmp_path / f"trial_{t.number}" / "wandb").glob(f"offline-run-*-{t.user_attrs['wandb_run_id']}"))
+        assert len(run_dirs) == 1 and list(run_dirs[0].rglob("*.mp4"))
+    assert list((tmp_path / "wandb").glob("offline-run-*"))  # the study's summary run
+    assert (tmp_path / "plots" / "optimization_history.png").is_file()
     summary = json.loads((tmp_path / "sweep_summary.json").read_text())
     assert [t["number"] for t in summary["trials"]] == [0, 1, 2] and summary["pareto_trials"]
 
