@@ -66,3 +66,19 @@ def test_sdxl_and_inpainting_unets_are_rejected():
 def test_prompt_over_the_tokenizer_length_is_rejected():
     with pytest.raises(ValueError, match=r"is 1\d\d tokens but the tokenizer takes at most 77"):
         check_prompt_length(clip_tokenizer(), "a man is surfing " * 30)
+
+
+def test_local_diffusers_folder_loads_with_safetensors(tiny_model, tmp_path):
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline(vae=tiny_model.vae, text_encoder=tiny_model.text_encoder,
+                                   tokenizer=tiny_model.tokenizer, unet=tiny_model.unet,
+                                   scheduler=DDIMScheduler.from_config(tiny_model.scheduler_config),
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.save_pretrained(tmp_path / "style-model")
+    assert list((tmp_path / "style-model" / "unet").glob("*.safetensors"))
+    loaded = load_base_model(str(tmp_path / "style-model"))
+    assert not loaded.random_weights and loaded.source == str(tmp_path / "style-model")
+    for (name, a), b in zip(tiny_model.unet.state_dict().items(), loaded.unet.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert loaded.tokenizer("a dog").input_ids == tiny_model.tokenizer("a dog").input_ids
