@@ -17,6 +17,7 @@ from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
 from sweeps import objectives
+from tav.validation import best_seed, best_validation, scores_by
 from sweeps.study import PRUNING_SUFFIX, build_pruner, load_spec, open_storage
 from tav.events import ValidationEvent
 from tav.train import validation_record
@@ -75,11 +76,11 @@ class LiveTrial:
 
     def complete(self, result: dict) -> list[float]:
         """Tell the study this trial's values at its best validation step; record what export needs."""
-        record = objectives.best_validation(result["validations"], result["best_step"])
+        record = best_validation(result["validations"], result["best_step"])
         values = objectives.objective_values(record, self.spec.objective_names)
         self.record(**self._records(result, record),
                     constraint_values=objectives.constraint_values(record, self.spec.constraints))
-        self._upload_best_clips(record, objectives.best_seed(record, "score"))
+        self._upload_best_clips(record, best_seed(record, "score"))
         self.study.tell(self.trial, values)
         if self.mirror:
             self.mirror.study.tell(self.mirror, record["score"])
@@ -112,9 +113,9 @@ class LiveTrial:
         return {
             "output_dir": result["output_dir"], "best_step": record["step"], "best_checkpoint": record["checkpoint"],
             "scores": dict(record["scores"]), "score": record["score"],
-            "scores_by_prompt": objectives.scores_by(record, "prompt"),
-            "scores_by_seed": objectives.scores_by(record, "seed"),
-            "best_seed": objectives.best_seed(record, "score"),
+            "scores_by_prompt": scores_by(record, "prompt"),
+            "scores_by_seed": scores_by(record, "seed"),
+            "best_seed": best_seed(record, "score"),
             "random_weights": result["random_weights"],
         }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from statistics import mean
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,3 +131,30 @@ class Validator:
         for step in ranked[self.settings.keep_best_k:]:
             shutil.rmtree(self.checkpoint_dir(step), ignore_errors=True)
             del self.scored[step]
+
+
+# Reading validation records (tav.train.validation_record): what a sweep and an export choose from.
+
+def best_validation(validations: list[dict], best_step: int | None) -> dict:
+    """The record of the best step; without a score to rank by, the last validation."""
+    if not validations:
+        raise ValueError("the run has no validation step; set validation.every_n_steps <= train.max_steps")
+    by_step = {v["step"]: v for v in validations}
+    return by_step[best_step] if best_step in by_step else validations[-1]
+
+
+
+def scores_by(record: dict, key: str) -> dict[str, dict[str, float]]:
+    """Per-prompt or per-seed means of each clip score at one validation step."""
+    groups: dict[str, list[dict]] = {}
+    for clip in record["clips"]:
+        groups.setdefault(str(clip[key]), []).append(clip["scores"])
+    return {group: {name: mean(s[name] for s in rows) for name in rows[0]} for group, rows in groups.items() if rows[0]}
+
+
+
+def best_seed(record: dict, score_name: str) -> int | None:
+    """The generation seed whose clips score highest on `score_name` (a clip score) at that step."""
+    per_seed = scores_by(record, "seed")
+    ranked = [(s[score_name], seed) for seed, s in per_seed.items() if score_name in s]
+    return int(max(ranked)[1]) if ranked else None

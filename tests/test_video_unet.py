@@ -85,7 +85,7 @@ def test_trainable_weights_round_trip_through_safetensors(tmp_path):
     path = save_trainable(video, tmp_path / "w.safetensors")
     fresh = inflate_unet(tiny_unet())
     loaded = load_trainable(fresh, path)
-    assert loaded and all("to_q" in k or "attn_temp" in k for k in loaded)
+    assert loaded and all("to_q" in k or "attn_temp" in k or "norm_temp" in k for k in loaded)
     clip, text = torch.randn(1, 4, 3, 8, 8), torch.randn(1, 77, 32)
     with torch.no_grad():
         torch.testing.assert_close(fresh(clip, 5, text), video(clip, 5, text))
@@ -110,3 +110,18 @@ def test_lora_trains_only_adapters_and_starts_as_the_base():
     clip, text = torch.randn(1, 4, 3, 8, 8), torch.randn(1, 77, 32)
     with torch.no_grad():
         torch.testing.assert_close(video(clip, 5, text), base(clip, 5, text))
+
+
+def test_lora_checkpoint_holds_the_inflated_modules_it_cannot_rebuild(tmp_path):
+    # With LoRA the temporal projections are frozen but random: the checkpoint must carry them.
+    torch.manual_seed(1)
+    video = inflate_unet(tiny_unet())
+    add_lora(video, DEFAULT_TRAINABLE, rank=2)
+    path = save_trainable(video, tmp_path / "lora.safetensors")
+    torch.manual_seed(2)
+    fresh = inflate_unet(tiny_unet())
+    add_lora(fresh, DEFAULT_TRAINABLE, rank=2)
+    load_trainable(fresh, path)
+    clip, text = torch.randn(1, 4, 3, 8, 8), torch.randn(1, 77, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(clip, 5, text), video(clip, 5, text))

@@ -19,6 +19,7 @@ from torch import nn
 from tav.models.video_layers import FrameContext, FrameGroupNorm, SparseCausalAttnProcessor, add_temporal_attention
 
 DEFAULT_TRAINABLE = ("attn1.to_q", "attn2.to_q", "attn_temp")
+INFLATED_MODULES = ("attn_temp", "norm_temp")  # modules inflation adds: no base model holds their weights
 
 
 class VideoUNet(nn.Module):
@@ -81,9 +82,11 @@ def select_trainable(video_unet: VideoUNet, suffixes: Sequence[str] = DEFAULT_TR
 
 
 def trainable_state_dict(video_unet: VideoUNet, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
-    """The trainable weights only, keyed by their names in the diffusers UNet."""
+    """What a checkpoint needs beside the base model: the trainable weights (or LoRA adapters) and the weights of
+    the modules inflation added, keyed by their names in the diffusers UNet."""
     return {name: (p.detach().to(dtype) if dtype else p.detach()).contiguous().cpu()
-            for name, p in video_unet.unet.named_parameters() if p.requires_grad}
+            for name, p in video_unet.unet.named_parameters()
+            if p.requires_grad or any(f".{module}." in name for module in INFLATED_MODULES)}
 
 
 def save_trainable(video_unet: VideoUNet, path: Path, metadata: dict[str, str] | None = None,

@@ -1,0 +1,355 @@
+"""Exports: a run's chosen step as a portable folder; loading it back and rendering from it.
+
+Choosing a trial of a study by policy is sweeps/select.py's job.
+
+An export folder holds:
+  README.md                      model card: scores with definitions and backbones, seeds, prompts, preview
+  export.json                    manifest: base-model reference and hash, step, ranked seeds, prompts, scores
+  config.yaml                    the run's resolved config, secrets masked
+  trainable.safetensors          the tuned weights only (bf16 by default; fp32 renders bit for bit as validation did)
+  inverted_latents.safetensors   the DDIM-inverted source latents the best step rendered from (fp32, as written)
+  preview/                       the best step's validation clips of the best seed (mp4 + gif)
+  unet/                          only with merge: the whole inflated UNet (diffusers save_pretrained, safetensors)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import torch
+from diffusers import UNet2DConditionModel
+from omegaconf import OmegaConf
+from safetensors.torch import load_file, save_file
+
+from tav import pipeline
+from tav.models import BaseModel, VideoUNet, inflate_unet, load_base_model, load_trainable, presets
+from tav.models.lora import add_lora
+from tav.tracking import LOG_NAME, read_log, redact, redact_text
+from tav.validation import ValidationSettings, Validator, best_validation, prompt_slug, scores_by
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth")
+MANIFEST = "export.json"
+TRAINABLE = "trainable.safetensors"
+INVERTED = "inverted_latents.safetensors"
+MERGED = "unet"
+RENDER_KEYS = ("noise_mix", "guidance_scale", "sampling_steps", "batch_size", "fps")  # generate's defaults
+
+
+@dataclass
+class Selection:
+    """One run's chosen validation step and everything the export records about it."""
+
+    run_dir: Path
+    step: int
+    checkpoint_dir: Path
+    score: float | None
+    scores: dict[str, float]
+    score_info: dict[str, dict]  # per score name (without "/mean"): definition, backbone, random_weights, ...
+    random_weights: bool  # the base model's weights were random (tiny)
+    seeds: list[int]  # best first, by the clips' scalar score (panel order when unscored)
+    seed_scores: dict[str, float]
+    best_prompt: str
+    train_prompt: str
+    prompts: list[str]
+    clips: list[dict]  # the step's validation clips: prompt, seed, mp4, gif, scores
+    origin: dict = field(default_factory=dict)  # study, trial, policy, values, params; or the run folder
+
+
+def select_run(run_dir: Path, step: int | None = None) -> Selection:
+    """The run's validation at `step` (default: result.json's best step, else its last validation)."""
+    run_dir = Path(run_dir)
+    result_path = run_dir / "result.json"
+    if not result_path.is_file():
+        raise FileNotFoundError(f"{result_path} does not exist; export a run that finished (train.py writes it)")
+    result = json.loads(result_path.read_text())
+    record = best_validation(result["validations"], result["best_step"] if step is None else step)
+    checkpoint_dir = Path(record["checkpoint"]).parent
+    if not (checkpoint_dir / INVERTED).is_file() or not Path(record["checkpoint"]).is_file():
+        raise FileNotFoundError(f"checkpoint of step {record['step']} is gone from {checkpoint_dir} "
+                                "(validation.keep_best_k removed it); pick a step that was kept")
+    seed_scores = {seed: s["score"] for seed, s in scores_by(record, "seed").items() if "score" in s}
+    prompt_scores = {p: s["score"] for p, s in scores_by(record, "prompt").items() if "score" in s}
+    panel_seeds = list(dict.fromkeys(c["seed"] for c in record["clips"]))
+    panel_prompts = list(dict.fromkeys(c["prompt"] for c in record["clips"]))
+    extra = result.get("extra", {})
+    return Selection(
+        run_dir=run_dir, step=record["step"], checkpoint_dir=checkpoint_dir, score=record["score"],
+        scores=dict(record["scores"]), score_info=_score_info(run_dir, record["step"]),
+        random_weights=bool(result["random_weights"]),
+        # Ties break as tav.validation.best_seed breaks them, so seeds[0] is the trial's best_seed.
+        seeds=sorted(panel_seeds, key=lambda s: (seed_scores.get(str(s), 0.0), str(s)), reverse=True),
+        seed_scores=seed_scores, best_prompt=max(panel_prompts, key=lambda p: (prompt_scores.get(p, 0.0), p)),
+        train_prompt=extra.get("train_prompt", ""), prompts=extra.get("generation_prompts", panel_prompts),
+        clips=record["clips"], origin={"run": str(run_dir)})
+
+
+def _score_info(run_dir: Path, step: int) -> dict[str, dict]:
+    """Score definitions and backbones, from the run's log (result.json does not keep them)."""
+    log = run_dir / LOG_NAME
+    if not log.is_file():
+        return {}
+    records = [r for r in read_log(log) if r["kind"] == "validation" and r["step"] == step]
+    return records[-1].get("score_info", {}) if records else {}
+
+
+# --- the base model's identity ----------------------------------------------------------------------------
+
+def base_model_reference(source: str, config: str | None = None) -> dict:
+    """Where the base model comes from and a hash that identifies its weights (None where none can be read)."""
+    reference = {"source": source, "config": config}
+    path = Path(source).expanduser()
+    if source == "tiny":
+        return {**reference, "hash": state_dict_sha256(presets.tiny_unet().state_dict()),
+                "hash_of": "sha256 of the tiny preset's UNet state dict"}
+    if path.is_file():
+        return {**reference, "hash": files_sha256([path], path.parent), "hash_of": f"sha256 of {path.name}"}
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+        return {**reference, "hash": files_sha256(files, path), "hash_of": f"sha256 of the {len(files)} weight files"}
+    commit = _cached_commit(source)
+    if commit is None:
+        return {**reference, "hash": None, "hash_of": "not recorded: no cached snapshot of this hub id could be read offline"}
+    return {**reference, "hash": commit, "hash_of": "commit of the cached Hugging Face snapshot"}
+
+
+def check_base_model(reference: Mapping) -> None:
+    """Raise when the base model found here is not the one the export was tuned on."""
+    here = base_model_reference(reference["source"], reference.get("config"))
+    if reference.get("hash") and here["hash"] != reference["hash"]:
+        raise ValueError(f"base model '{reference['source']}' here has hash {str(here['hash'])[:12]}... but the export "
+                         f"was tuned on {reference['hash'][:12]}... ({reference['hash_of']}); use the same base model")
+
+
+def state_dict_sha256(state: Mapping[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def files_sha256(files: Sequence[Path], root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(root)).encode())
+        with path.open("rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
+
+
+def _cached_commit(repo_id: str) -> str | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(repo_id, "model_index.json")
+    return Path(cached).parent.name if isinstance(cached, str) else None
+
+
+# --- writing ----------------------------------------------------------------------------------------------
+
+def write_export(selection: Selection, config: Mapping, out_dir: Path, dtype: str = "bf16",
+                 merge: bool = False) -> dict:
+    """Write the export folder for `selection`, tuned with the run config `config`; returns its manifest."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {list(DTYPES)}, got '{dtype}'")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise FileExistsError(f"{out_dir} is not empty; export into a new folder")
+    (out_dir / "preview").mkdir(parents=True, exist_ok=True)
+    config = redact(dict(config))
+    weights = load_file(str(selection.checkpoint_dir / TRAINABLE))
+    save_file({k: v.to(DTYPES[dtype]) if v.is_floating_point() else v for k, v in weights.items()},
+              str(out_dir / TRAINABLE), metadata={"step": str(selection.step), "dtype": dtype})
+    shutil.copyfile(selection.checkpoint_dir / INVERTED, out_dir / INVERTED)
+    preview = []
+    for clip in selection.clips:
+        if clip["seed"] == selection.seeds[0]:
+            for kind in ("mp4", "gif"):
+                preview.append(f"preview/{Path(clip[kind]).name}")
+                shutil.copyfile(clip[kind], out_dir / preview[-1])
+    (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(config)))
+    model = config["model"]
+    manifest = redact({
+        "base_model": base_model_reference(model["source"], model.get("config")),
+        "random_weights": selection.random_weights, "origin": selection.origin, "step": selection.step,
+        "score": selection.score, "score_weights": config.get("metrics", {}).get("score_weights", {}),
+        "scores": selection.scores, "score_info": selection.score_info, "seeds": selection.seeds,
+        "seed_scores": selection.seed_scores, "best_prompt": selection.best_prompt,
+        "train_prompt": selection.train_prompt, "prompts": selection.prompts, "dtype": dtype,
+        "trainable": {"modules": list(config["train"]["trainable_modules"]), "lora_rank": config["train"]["lora_rank"],
+                      "seed": config["train"]["seed"], "parameters": sum(v.numel() for v in weights.values())},
+        "render": {k: config["validation"][k] for k in RENDER_KEYS},
+        "mixed_precision": config["train"]["mixed_precision"], "device": config["train"]["device"],
+        "preview": preview, "merged": MERGED if merge else None,
+    })
+    if merge:
+        write_merged(manifest, out_dir, DTYPES[dtype])
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    (out_dir / "README.md").write_text(redact_text(model_card(manifest)))
+    return manifest
+
+
+def write_merged(manifest: Mapping, out_dir: Path, dtype: torch.dtype) -> Path:
+    """The whole inflated UNet (attn_temp and norm_temp included, LoRA fused) as a diffusers model folder."""
+    reference = manifest["base_model"]
+    video_unet = tuned_unet(load_base_model(reference["source"], reference.get("config")), manifest,
+                            out_dir / TRAINABLE)
+    if manifest["trainable"]["lora_rank"] > 0:
+        video_unet.unet.fuse_lora()
+        video_unet.unet.unload_lora()
+    # nn.Module.to, not diffusers' override: that one warns about keep-in-fp32 modules this UNet does not have.
+    torch.nn.Module.to(video_unet.unet, dtype).save_pretrained(out_dir / MERGED, safe_serialization=True)
+    return out_dir / MERGED
+
+
+def model_card(manifest: Mapping) -> str:
+    """README.md of an export: what it is, how it scored (and with what), how to render from it."""
+    origin, reference = manifest["origin"], manifest["base_model"]
+    where = (f"trial {origin['trial']} of study `{origin['study']}` (policy: {origin['policy']})"
+             if "trial" in origin else f"run `{origin['run']}`")
+    lines = [f"# Tune-A-Video export: step {manifest['step']} of {where}", ""]
+    if manifest["random_weights"]:
+        lines += ["> **Random weights.** The base model (`tiny`) has random weights: this export checks the "
+                  "plumbing; its clips and scores say nothing about quality.", ""]
+    if any(info.get("random_weights") for info in manifest["score_info"].values()):
+        lines += ["> **Random-weight scores.** Scores marked *random weights* were computed with a randomly "
+                  "initialised backbone: they say nothing about quality.", ""]
+    lines += ["## Base model", "",
+              f"- source: `{reference['source']}`" + (f" (layout `{reference['config']}`)" if reference["config"] else ""),
+              f"- hash: `{reference['hash']}` ({reference['hash_of']})",
+              f"- tuned weights: `{TRAINABLE}`, {manifest['trainable']['parameters']:,} parameters in "
+              f"{manifest['dtype']} ({', '.join(manifest['trainable']['modules'])}"
+              + (f", LoRA rank {manifest['trainable']['lora_rank']})" if manifest["trainable"]["lora_rank"] else ")"),
+              f"- inverted source latents: `{INVERTED}`", ""]
+    lines += _score_lines(manifest)
+    lines += ["## Prompts and seeds", "", f"- training prompt: \"{manifest['train_prompt']}\"",
+              *[f"- generation prompt: \"{p}\"" + (" (best)" if p == manifest["best_prompt"] else "")
+                for p in manifest["prompts"]],
+              "- seeds, best first: " + ", ".join(
+                  f"{s}" + (f" (score {manifest['seed_scores'][str(s)]:.4g})" if str(s) in manifest["seed_scores"] else "")
+                  for s in manifest["seeds"]),
+              "- render settings: " + ", ".join(f"{k}={v}" for k, v in manifest["render"].items()), ""]
+    lines += ["## Preview", "", *[f"![{Path(p).stem}]({p})" for p in manifest["preview"] if p.endswith(".gif")], ""]
+    if "params" in origin:
+        lines += ["## Trial", "", *[f"- {k}: {v}" for k, v in origin["params"].items()], ""]
+    lines += ["## Use", "", "```bash", 'python generate.py <this folder> prompt="a new prompt" seed=' +
+              str(manifest["seeds"][0]), "```", "",
+              "`generate.py` rebuilds the base model, checks its hash, inflates it, loads the tuned weights and "
+              "the inverted latents and renders into `renders/`. The full resolved config is `config.yaml`."]
+    if manifest["merged"]:
+        lines += ["", f"`{MERGED}/` holds the whole inflated UNet (temporal layers included). Its module layout "
+                  "is not a stock UNet2DConditionModel, so load it with:", "", "```python",
+                  "from tav.export import load_merged", f"video_unet = load_merged('<this folder>/{MERGED}')", "```"]
+    return "\n".join(lines) + "\n"
+
+
+def _score_lines(manifest: Mapping) -> list[str]:
+    if manifest["score"] is None and not manifest["scores"]:
+        return ["## Scores", "", "This step was not scored.", ""]
+    lines = ["## Scores", "", f"At step {manifest['step']}, over the panel of prompts and seeds.", "",
+             "| score | value | better | backbone | definition |", "|---|---|---|---|---|"]
+    if manifest["score"] is not None:
+        weights = ", ".join(f"{w:g} x {n}" for n, w in manifest["score_weights"].items())
+        lines.append(f"| score | {manifest['score']:.4g} | higher | (of the scores below) | "
+                     f"weighted sum of the panel means: {weights}; lower-is-better scores subtracted |")
+    for name, value in sorted(manifest["scores"].items()):
+        info = manifest["score_info"].get(name.split("/")[0], {})
+        backbone = info.get("backbone", "not recorded") + (" (random weights)" if info.get("random_weights") else "")
+        better = {True: "higher", False: "lower"}.get(info.get("higher_is_better"), "?")
+        definition = info.get("definition", "not recorded").replace("|", "\\|")
+        lines.append(f"| {name} | {value:.4g} | {better} | {backbone} | {definition} |")
+    return [*lines, ""]
+
+
+# --- loading back and rendering ---------------------------------------------------------------------------
+
+
+@dataclass
+class Export:
+    """An export folder and its manifest (export.json)."""
+
+    folder: Path
+    manifest: dict
+
+    @property
+    def inverted_latents(self) -> torch.Tensor:
+        return load_file(str(self.folder / INVERTED))["inverted_latents"]
+
+
+def load_export(folder: Path) -> Export:
+    folder = Path(folder)
+    if not (folder / MANIFEST).is_file():
+        raise FileNotFoundError(f"{folder} is not an export folder (no {MANIFEST}); write one with export.py")
+    return Export(folder, json.loads((folder / MANIFEST).read_text()))
+
+
+def tuned_unet(model: BaseModel, manifest: Mapping, trainable_path: Path) -> VideoUNet:
+    """The base model's UNet, inflated (and given LoRA adapters when tuned so), with the tuned weights loaded."""
+    video_unet = inflate_unet(model.unet)
+    if manifest["trainable"]["lora_rank"] > 0:
+        add_lora(video_unet, manifest["trainable"]["modules"], manifest["trainable"]["lora_rank"])
+    load_trainable(video_unet, trainable_path)
+    return video_unet.eval().requires_grad_(False)
+
+
+def load_merged(folder: Path) -> VideoUNet:
+    """A merged export's `unet/` folder as an inflated video UNet."""
+    folder = Path(folder)
+    unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(folder))
+    video_unet = inflate_unet(unet)
+    state = load_file(str(folder / "diffusion_pytorch_model.safetensors"))
+    video_unet.unet.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
+    return video_unet.eval().requires_grad_(False)
+
+
+@dataclass
+class RenderedClip:
+    """One (prompt, seed) rendered from an export."""
+
+    prompt: str
+    seed: int
+    frames: torch.Tensor  # uint8 (frames, H, W, 3)
+
+
+def render(export: Export, prompts: Sequence[str], seeds: Sequence[int], settings: Mapping,
+           device: torch.device) -> list[RenderedClip]:
+    """Render every (prompt, seed) from the export exactly as the validation hook did (Validator.render).
+
+    `settings` holds RENDER_KEYS (defaults: the export's). Raises ValueError when the base model here differs.
+    """
+    manifest = export.manifest
+    check_base_model(manifest["base_model"])
+    reference = manifest["base_model"]
+    model = load_base_model(reference["source"], reference.get("config"))
+    video_unet = tuned_unet(model, manifest, export.folder / TRAINABLE).to(device)
+    half = DTYPES.get(manifest["mixed_precision"])
+    vae = model.vae.to(device, half).requires_grad_(False)
+    text_encoder = model.text_encoder.to(device, half).requires_grad_(False)
+    # Encoded in one batch with the training prompt first, as the training loop does.
+    embeddings = pipeline.encode_prompts(model.tokenizer, text_encoder, [manifest["train_prompt"], "", *prompts], device)
+    inverted = export.inverted_latents.to(device)
+    s = ValidationSettings(prompts=list(prompts), seeds=list(seeds), **{**manifest["render"], **settings})
+    validator = Validator(s, vae, inverted, torch.empty(0, dtype=torch.uint8), manifest["train_prompt"],
+                          embeddings[2:], embeddings[1:2], model.scheduler_config, export.folder,
+                          model.random_weights,
+                          autocast=partial(torch.autocast, device.type, dtype=half) if half else nullcontext)
+    cells = [(index, seed) for index in range(len(prompts)) for seed in seeds]
+    clips = []
+    for start in range(0, len(cells), s.batch_size):
+        batch = cells[start:start + s.batch_size]
+        clips += [RenderedClip(prompts[i], seed, frames)
+                  for (i, seed), frames in zip(batch, validator.render(video_unet, inverted, batch))]
+    return clips
+
+
+def clip_stem(out_dir: Path, clip: RenderedClip) -> Path:
+    """Where a rendered clip goes, named as the validation hook names its clips."""
+    return Path(out_dir) / f"{prompt_slug(clip.prompt)}_seed{clip.seed}"

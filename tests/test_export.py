@@ -1,0 +1,214 @@
+"""Export and generate: choosing a trial, the export folder, rendering from it bit for bit as validation did."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio.v2 as imageio
+import numpy as np
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+from safetensors.torch import load_file
+
+from sweeps import select
+from tav import export
+from tav.media import write_mp4
+from tav.models import load_base_model
+from tav.models import presets
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRET = "sk-secret-123"
+# A small study (3 trials, 2 seeds, 4 frames of 32x32); batch_size=1 so batching cannot change float rounding.
+STUDY_OVERRIDES = ["hydra.sweeper.n_trials=3", "data.n_frames=4", "data.height=32", "data.width=32",
+                   "validation.every_n_steps=2", "validation.inversion_steps=2", "validation.sampling_steps=2",
+                   "validation.seeds=[0,1]", "validation.batch_size=1", "train.max_steps=int(interval(2,4))",
+                   "logger=none"]
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "WANDB_MODE": "disabled", **(env or {})})
+
+
+def build_study(sweep_dir: Path) -> tuple[str, optuna.Study]:
+    done = run_cli("sweep.py", "-m", *STUDY_OVERRIDES, f"hydra.sweep.dir={sweep_dir}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    storage = f"sqlite:///{sweep_dir / 'study.db'}"
+    return storage, optuna.load_study(study_name="tav-demo", storage=storage)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    return build_study(tmp_path_factory.mktemp("study"))
+
+
+def complete(study: optuna.Study) -> list:
+    return study.get_trials(states=(TrialState.COMPLETE,))
+
+
+def decoded(mp4: Path) -> np.ndarray:
+    return np.stack(imageio.mimread(mp4))
+
+
+@pytest.mark.slow
+def test_rendering_an_export_reproduces_its_validation_clip_exactly(study, tmp_path):
+    storage, study = study
+    trial = study.trials[1]  # not the baseline: noise_mix=0.2, so the seed matters
+    folder = tmp_path / "export"
+    done = run_cli("export.py", "--storage", storage, "--study", "tav-demo", "--trial", "1", "--dtype", "fp32",
+                   "--out", str(folder))
+    assert done.returncode == 0, done.stderr[-2000:]
+    manifest = json.loads((folder / "export.json").read_text())
+    assert manifest["step"] == trial.user_attrs["best_step"] and manifest["seeds"][0] == trial.user_attrs["best_seed"]
+    assert manifest["render"]["noise_mix"] == 0.2
+    done = run_cli("generate.py", str(folder), f"prompt={manifest['best_prompt']}",
+                   f"seed={manifest['seeds'][0]}", f"out={tmp_path / 'renders'}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    rendered = Path(done.stdout.strip().splitlines()[-1])
+    validation = (Path(trial.user_attrs["output_dir"]) / "samples" / f"step_{manifest['step']:06d}" / rendered.name)
+    np.testing.assert_array_equal(decoded(rendered), decoded(validation))
+    assert rendered.read_bytes() == validation.read_bytes()
+    assert rendered.with_suffix(".gif").is_file()
+
+
+@pytest.mark.slow
+def test_export_folder_layout_and_card(study, tmp_path):
+    storage, study = study
+    folder = tmp_path / "export"
+    done = run_cli("export.py", "--storage", storage, "--study", "tav-demo", "--out", str(folder))
+    assert done.returncode == 0, done.stderr[-2000:]
+    names = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    assert {"README.md", "export.json", "config.yaml", "trainable.safetensors", "inverted_latents.safetensors"} <= names
+    assert any(n.startswith("preview/") and n.endswith(".mp4") for n in names)
+    assert all(t.dtype == torch.bfloat16 for t in load_file(str(folder / "trainable.safetensors")).values())
+    manifest = json.loads((folder / "export.json").read_text())
+    assert manifest["base_model"]["hash"] == export.base_model_reference("tiny")["hash"]
+    assert manifest["origin"]["trial"] in {t.number for t in study.best_trials}
+    card = (folder / "README.md").read_text()
+    for name, info in manifest["score_info"].items():
+        assert info["definition"].replace("|", "\\|") in card and info["backbone"] in card, name
+    assert "text_alignment/mean" in card and "Random weights" in card and "random weights)" in card
+    assert manifest["best_prompt"] in card and f"seeds, best first: {manifest['seeds'][0]}" in card
+
+
+@pytest.mark.slow
+def test_policies_pick_as_documented(study):
+    _, study = study
+    trials = complete(study)
+    assert select.trial_by_number(study, trials[-1].number).number == trials[-1].number
+    weights = {"text_alignment/mean": 1.0, "style_probe/mean": 10.0}
+    expected = max(trials, key=lambda t: sum(w * t.user_attrs["scores"][n] for n, w in weights.items()))
+    assert select.best_weighted(study, weights).number == expected.number
+    assert select.best_weighted(study, {"score": 1.0}).number == max(trials, key=lambda t: t.user_attrs["score"]).number
+    front = {t.number for t in study.best_trials}
+    assert select.best_pareto(study).number in front
+    for index, name in enumerate(select.objective_names(study)):
+        sign = 1 if study.directions[index] == optuna.study.StudyDirection.MAXIMIZE else -1
+        best_on_it = max(study.best_trials, key=lambda t: sign * t.values[index])
+        assert select.best_pareto(study, {name: 1.0}).number == best_on_it.number
+    with pytest.raises(ValueError, match="not objectives"):
+        select.best_pareto(study, {"nope/mean": 1.0})
+    with pytest.raises(ValueError, match="no score"):
+        select.best_weighted(study, {"nope/mean": 1.0})
+
+
+@pytest.mark.slow
+def test_pruned_or_failed_trials_are_refused(study, tmp_path):
+    storage, study = study
+    study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, user_attrs={"failure": "boom"}))
+    failed = study.trials[-1]
+    with pytest.raises(ValueError, match=f"trial {failed.number} is fail: boom; export a complete trial"):
+        select.trial_by_number(study, failed.number)
+    for trial in study.get_trials(states=(TrialState.PRUNED,)):
+        with pytest.raises(ValueError, match=f"trial {trial.number} is pruned"):
+            select.trial_by_number(study, trial.number)
+    done = run_cli("export.py", "--storage", storage, "--study", "tav-demo", "--trial", str(failed.number),
+                   "--out", str(tmp_path / "x"))
+    assert done.returncode == 1 and "export a complete trial" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_no_secret_reaches_any_exported_file(study, tmp_path, monkeypatch):
+    _, study = study
+    monkeypatch.setenv("WANDB_API_KEY", SECRET)
+    selection = select.select_trial(study, complete(study)[0], "trial")
+    config = json.loads(json.dumps(next(r for r in map(json.loads, (selection.run_dir / "log.jsonl").open())
+                                        if r["kind"] == "config")["config"]))
+    config["trial"]["storage"] = f"postgresql://tav:{SECRET}@db.example/tav"
+    config["logger"]["api_key"] = SECRET
+    config["notes"] = f"launched with token {SECRET}"
+    export.write_export(selection, config, tmp_path / "export")
+    for path in (tmp_path / "export").rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.slow
+def test_merged_unet_loads_back_with_the_tuned_weights(study, tmp_path):
+    _, study = study
+    selection = select.select_trial(study, complete(study)[0], "trial")
+    config = next(r for r in map(json.loads, (selection.run_dir / "log.jsonl").open()) if r["kind"] == "config")
+    manifest = export.write_export(selection, config["config"], tmp_path / "export", dtype="fp32", merge=True)
+    merged = export.load_merged(tmp_path / "export" / "unet").unet.state_dict()
+    tuned = export.tuned_unet(load_base_model("tiny"), manifest, tmp_path / "export" / "trainable.safetensors")
+    assert any("attn_temp" in k for k in merged) and any("norm_temp" in k for k in merged)
+    assert merged.keys() == tuned.unet.state_dict().keys()
+    for name, tensor in tuned.unet.state_dict().items():
+        torch.testing.assert_close(merged[name], tensor, rtol=0, atol=0, msg=name)
+
+
+@pytest.mark.slow
+def test_a_changed_base_model_is_refused(study, tmp_path, monkeypatch):
+    _, study = study
+    selection = select.select_trial(study, complete(study)[0], "trial")
+    config = next(r for r in map(json.loads, (selection.run_dir / "log.jsonl").open()) if r["kind"] == "config")
+    export.write_export(selection, config["config"], tmp_path / "export")
+    loaded = export.load_export(tmp_path / "export")
+    original = presets.tiny_unet
+    monkeypatch.setattr(presets, "tiny_unet", lambda seed=0: original(seed + 1))
+    with pytest.raises(ValueError, match="base model 'tiny' here has hash .* but the export was tuned on"):
+        export.render(loaded, ["a cube"], [0], {}, torch.device("cpu"))
+    manifest = json.loads((tmp_path / "export" / "export.json").read_text())
+    manifest["base_model"]["hash"] = "0" * 64
+    (tmp_path / "export" / "export.json").write_text(json.dumps(manifest))
+    monkeypatch.undo()
+    done = run_cli("generate.py", str(tmp_path / "export"), "prompt=a cube")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "use the same base model" in done.stderr
+
+
+@pytest.mark.slow
+def test_a_run_folder_exports_its_best_step_or_its_last_validation(study, tmp_path):
+    _, study = study
+    run_dir = Path(complete(study)[0].user_attrs["output_dir"])
+    result = json.loads((run_dir / "result.json").read_text())
+    assert export.select_run(run_dir).step == result["best_step"]
+    unscored = tmp_path / "run"
+    shutil.copytree(run_dir, unscored)
+    result["best_step"] = None
+    (unscored / "result.json").write_text(json.dumps(result))
+    assert export.select_run(unscored).step == result["validations"][-1]["step"]
+
+
+@pytest.mark.slow
+def test_a_lora_run_exports_merges_and_renders_exactly(tmp_path):
+    run_dir = tmp_path / "run"
+    done = run_cli("train.py", f"hydra.run.dir={run_dir}", "logger=none", "train.lora_rank=4", "train.max_steps=2",
+                   "data.n_frames=4", "data.height=32", "data.width=32", "validation.every_n_steps=2",
+                   "validation.inversion_steps=2", "validation.sampling_steps=2", "validation.batch_size=1",
+                   "validation.noise_mix=0.3")
+    assert done.returncode == 0, done.stderr[-2000:]
+    config = next(r for r in map(json.loads, (run_dir / "log.jsonl").open()) if r["kind"] == "config")["config"]
+    manifest = export.write_export(export.select_run(run_dir), config, tmp_path / "export", dtype="fp32", merge=True)
+    assert manifest["trainable"]["lora_rank"] == 4 and manifest["origin"] == {"run": str(run_dir)}
+    (clip,) = export.render(export.load_export(tmp_path / "export"), [manifest["best_prompt"]], manifest["seeds"][:1],
+                            {}, torch.device("cpu"))
+    stem = export.clip_stem(run_dir / "samples" / f"step_{manifest['step']:06d}", clip)
+    assert write_mp4(clip.frames, tmp_path / "clip.mp4").read_bytes() == stem.with_suffix(".mp4").read_bytes()
+    merged = export.load_merged(tmp_path / "export" / "unet")
+    assert not any("lora" in name for name in merged.unet.state_dict())
