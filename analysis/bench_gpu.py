@@ -1,19 +1,27 @@
 """GPU benchmark of the core at the SD-1.5 shape with random weights (speed depends on shapes, not weights).
 
-For each frame count at 512x512 it reports: ms per training step (default trainable set, AdamW, grad
-clipping), peak GPU memory, seconds per DDIM inversion (50 steps) and per validation clip (50 guided steps
-+ VAE decode), and achieved TFLOP/s against the measured bf16 matmul ceiling. Medians of repeated runs.
+For each frame count at 512x512 and each variant of the training options it reports: ms per training step
+(default trainable set, AdamW, grad clipping), peak GPU memory, seconds per validation clip (50 guided steps +
+VAE decode), optionally per DDIM inversion (50 steps), and achieved TFLOP/s against the measured matmul
+ceiling. Medians of repeated runs after a warm-up call, which for compiled variants includes compilation
+(its time is reported as warm-up seconds).
 
-    python analysis/bench_gpu.py --frames 8 24 --out bench.json
+A variant is `base` or a `+`-joined set of options, built with `tav.train.apply_speed_settings` as `tune`
+does: `frozen_bf16`, `frozen_fp16` (train.frozen_dtype), `compile` (train.compile), `checkpointing`
+(train.gradient_checkpointing). Without `--variants` the flags name one variant.
+
+    python analysis/bench_gpu.py --frames 24 --variants base,frozen_bf16,frozen_bf16+compile --out bench.json
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import platform
 import statistics
 import time
+from typing import Callable
 
 import torch
 from diffusers import DDPMScheduler
@@ -23,78 +31,158 @@ from tav import pipeline
 from tav.models import inflate_unet, select_trainable
 from tav.models.loading import SD_SCHEDULER
 from tav.models.presets import sd15_unet, sd15_vae
-from tav.train import diffusion_loss
+from tav.train import TrainSettings, apply_speed_settings, diffusion_loss
 
+DEVICE = "cuda"  # the benchmark targets a GPU; a CPU smoke run of the logic may patch this
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+OPTIONS = {"base": {}, "frozen_bf16": {"frozen_dtype": "bf16"}, "frozen_fp16": {"frozen_dtype": "fp16"},
+           "compile": {"compile": True}, "checkpointing": {"gradient_checkpointing": True}}
 
 
-def timed(fn, repeats: int) -> list[float]:
-    """Seconds per call, synchronised, after one warm-up call."""
-    fn()
+def variant_settings(variant: str, dtype: str) -> TrainSettings:
+    options = {}
+    for part in variant.split("+"):
+        if part not in OPTIONS:
+            raise SystemExit(f"unknown variant part '{part}' in '{variant}'; use {'/'.join(OPTIONS)} joined by +")
+        options.update(OPTIONS[part])
+    return TrainSettings(mixed_precision=dtype, **options)
+
+
+def variant_from_flags(args: argparse.Namespace) -> str:
+    parts = [f"frozen_{args.frozen_dtype}"] if args.frozen_dtype != "fp32" else []
+    parts += ["compile"] * args.compile + ["checkpointing"] * args.checkpointing
+    return "+".join(parts) or "base"
+
+
+def timed(fn: Callable, repeats: int, warmup: Callable | None = None) -> tuple[float, list[float]]:
+    """Seconds of the warm-up call (`fn` unless given) and of each timed call, synchronised."""
     times = []
-    for _ in range(repeats):
+    for call in [warmup or fn] + [fn] * repeats:
         torch.cuda.synchronize()
         start = time.perf_counter()
-        fn()
+        call()
         torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    return times
+    return times[0], times[1:]
 
 
 def matmul_ceiling(dtype: torch.dtype, n: int = 8192) -> float:
-    a, b = torch.randn(n, n, device="cuda", dtype=dtype), torch.randn(n, n, device="cuda", dtype=dtype)
-    seconds = statistics.median(timed(lambda: a @ b, 20))
+    a, b = torch.randn(n, n, device=DEVICE, dtype=dtype), torch.randn(n, n, device=DEVICE, dtype=dtype)
+    seconds = statistics.median(timed(lambda: a @ b, 20)[1])
     return 2 * n ** 3 / seconds / 1e12
 
 
-def flops_of(fn) -> float:
+def flops_of(fn: Callable) -> float:
     counter = FlopCounterMode(display=False)
     with counter:
         fn()
     return counter.get_total_flops()
 
 
-def bench_training(video, trainable, latents, text, dtype, repeats) -> dict:
+def release() -> None:
+    """Free the last model's memory and compiled graphs (compiled variants share one code object, so stale
+    graphs would count toward its recompile limit)."""
+    torch._dynamo.reset()
+    gc.collect()
+    torch.cuda.empty_cache()
+
+
+def build(settings: TrainSettings):
+    """The inflated SD-1.5 UNet with the default trainable set and `settings`' speed options, on the GPU."""
+    torch.manual_seed(0)
+    with torch.device(DEVICE):
+        video = inflate_unet(sd15_unet())
+    trainable = select_trainable(video)
+    apply_speed_settings(video, settings)
+    return video, trainable
+
+
+def training_step(video, trainable, latents, text, dtype) -> Callable[[], None]:
     scheduler = DDPMScheduler.from_config(SD_SCHEDULER)
     optimizer = torch.optim.AdamW(trainable, lr=3e-5, weight_decay=1e-2)
 
     def step():
-        with torch.autocast("cuda", dtype=dtype):
+        with torch.autocast(DEVICE, dtype=dtype):
             loss = diffusion_loss(video, scheduler, latents, text)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    flops = flops_of(step)
-    torch.cuda.reset_peak_memory_stats()
-    seconds = statistics.median(timed(step, repeats))
-    return {"train_step_ms": seconds * 1e3, "train_peak_gib": torch.cuda.max_memory_allocated() / 2 ** 30,
-            "train_tflop": flops / 1e12, "train_tflops_per_s": flops / seconds / 1e12}
+    return step
 
 
-def bench_validation(video, vae, latents, text, dtype, steps, repeats) -> dict:
+def sampling_calls(video, vae, latents, text, dtype):
+    """Callables for one validation clip and one inversion, each taking the number of DDIM steps."""
     empty = torch.zeros_like(text)
 
-    def invert():
-        with torch.autocast("cuda", dtype=dtype):
-            return pipeline.ddim_invert(video, latents, empty, SD_SCHEDULER, steps)
-
-    def clip():
-        with torch.autocast("cuda", dtype=dtype):
+    def clip(steps: int):
+        with torch.autocast(DEVICE, dtype=dtype):
             out = pipeline.sample(video, latents, text, empty, SD_SCHEDULER, steps, 12.5)
             return pipeline.decode_latents(vae, out)
 
+    def invert(steps: int):
+        with torch.autocast(DEVICE, dtype=dtype):
+            return pipeline.ddim_invert(video, latents, empty, SD_SCHEDULER, steps)
+
+    return clip, invert
+
+
+def count_flops(latents, text, dtype) -> dict:
+    """FLOPs of one training step and one guided sampling step, on the eager base model (the same for every
+    variant: checkpointing's recomputation is not useful work)."""
+    video, trainable = build(TrainSettings(mixed_precision="bf16"))
+    train = flops_of(training_step(video, trainable, latents, text, dtype))
+    video.eval()
+    empty = torch.zeros_like(text)
+
     def guided_forward():
-        with torch.no_grad(), torch.autocast("cuda", dtype=dtype):
+        with torch.no_grad(), torch.autocast(DEVICE, dtype=dtype):
             video(torch.cat([latents, latents]), 500, torch.cat([empty, text]))
 
-    flops_per_step = flops_of(guided_forward)
-    invert_s = statistics.median(timed(invert, repeats))
-    clip_s = statistics.median(timed(clip, repeats))
-    return {"inversion_s": invert_s, "clip_s": clip_s, "guided_step_tflop": flops_per_step / 1e12,
-            "sampling_tflops_per_s": flops_per_step * steps / clip_s / 1e12,
-            "validation_peak_gib": torch.cuda.max_memory_allocated() / 2 ** 30}
+    return {"train_tflop": train / 1e12, "guided_step_tflop": flops_of(guided_forward) / 1e12}
+
+
+def bench_variant(variant: str, args: argparse.Namespace, vae, latents, text, flops: dict, sample: bool) -> dict:
+    dtype = DTYPES[args.dtype]
+    video, trainable = build(variant_settings(variant, args.dtype))
+    row = {"variant": variant, "frames": latents.shape[2]}
+    torch.cuda.reset_peak_memory_stats()
+    warmup, times = timed(training_step(video, trainable, latents, text, dtype), args.repeats)
+    seconds = statistics.median(times)
+    row.update(train_step_ms=seconds * 1e3, train_step_ms_all=[t * 1e3 for t in times], train_warmup_s=warmup,
+               train_peak_gib=torch.cuda.max_memory_allocated() / 2 ** 30,
+               train_tflops_per_s=flops["train_tflop"] / seconds)
+    if sample:
+        video.eval()
+        torch.cuda.reset_peak_memory_stats()
+        clip, invert = sampling_calls(video, vae, latents, text, dtype)
+        sampling_repeats = max(2, args.repeats // 2)
+        # A short clip warms up (compiles) the same shapes; the timed clips run the full step count.
+        warmup, times = timed(lambda: clip(args.steps), sampling_repeats, warmup=lambda: clip(2))
+        clip_s = statistics.median(times)
+        row.update(clip_s=clip_s, clip_s_all=times, sampling_warmup_s=warmup,
+                   sampling_tflops_per_s=flops["guided_step_tflop"] * args.steps / clip_s,
+                   sampling_peak_gib=torch.cuda.max_memory_allocated() / 2 ** 30)
+        if args.inversion:
+            row["inversion_s"] = statistics.median(timed(lambda: invert(args.steps), sampling_repeats,
+                                                         warmup=lambda: invert(2))[1])
+    del video, trainable
+    release()
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    base = {r["frames"]: r["train_step_ms"] for r in rows if r["variant"] == "base"}
+    lines = ["| variant | frames | train step (ms) | speed-up | peak (GiB) | train TFLOP/s | train warm-up (s) "
+             "| clip (s) | sampling TFLOP/s | sampling warm-up (s) |", "|---" * 10 + "|"]
+    for r in rows:
+        ratio = f"{base[r['frames']] / r['train_step_ms']:.2f}x" if r["frames"] in base else "-"
+        sampling = (f"{r['clip_s']:.2f} | {r['sampling_tflops_per_s']:.0f} | {r['sampling_warmup_s']:.1f}"
+                    if "clip_s" in r else "- | - | -")
+        lines.append(f"| {r['variant']} | {r['frames']} | {r['train_step_ms']:.0f} | {ratio} | {r['train_peak_gib']:.1f} "
+                     f"| {r['train_tflops_per_s']:.0f} | {r['train_warmup_s']:.1f} | {sampling} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -102,50 +190,54 @@ def main() -> None:
     parser.add_argument("--frames", type=int, nargs="+", default=[8, 24])
     parser.add_argument("--size", type=int, default=512, help="pixels (latents are size/8)")
     parser.add_argument("--dtype", choices=list(DTYPES), default="bf16", help="autocast dtype")
+    parser.add_argument("--frozen-dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="train.frozen_dtype")
+    parser.add_argument("--compile", action="store_true", help="train.compile: torch.compile the UNet")
     parser.add_argument("--checkpointing", action="store_true", help="diffusers' gradient checkpointing")
-    parser.add_argument("--steps", type=int, default=50, help="DDIM steps for inversion and sampling")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", default=None, help="write the results as JSON here")
+    parser.add_argument("--variants", default=None, help="comma-separated variants; overrides the three flags above")
+    parser.add_argument("--sample", default=None,
+                        help="comma-separated variants to time sampling for (default: those without checkpointing, "
+                             "which does not run under no_grad)")
+    parser.add_argument("--inversion", action="store_true", help="also time DDIM inversion")
+    parser.add_argument("--steps", type=int, default=50, help="DDIM steps for sampling and inversion")
+    parser.add_argument("--repeats", type=int, default=5, help="timed training steps (sampling: half, at least 2)")
+    parser.add_argument("--out", default=None, help="write the results as JSON here (after every variant)")
     args = parser.parse_args()
 
+    variants = args.variants.split(",") if args.variants else [variant_from_flags(args)]
+    for variant in variants:
+        variant_settings(variant, args.dtype)
+    sampled = set(args.sample.split(",")) if args.sample else {v for v in variants if "checkpointing" not in v}
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     dtype = DTYPES[args.dtype]
-    env = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "python": platform.python_version(),
-           "dtype": args.dtype, "checkpointing": args.checkpointing, "size": args.size,
-           "matmul_ceiling_tflops": matmul_ceiling(dtype)}
     import diffusers
 
-    env["diffusers"] = diffusers.__version__
-    rows = []
+    env = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "diffusers": diffusers.__version__,
+           "python": platform.python_version(), "dtype": args.dtype, "size": args.size,
+           "matmul_ceiling_tflops": matmul_ceiling(dtype)}
+    rows, flops = [], {}
     for frames in args.frames:
-        torch.manual_seed(0)
-        video = inflate_unet(sd15_unet()).cuda()
-        trainable = select_trainable(video)
-        if args.checkpointing:
-            video.unet.enable_gradient_checkpointing()
-        vae = sd15_vae().cuda().to(dtype)
-        latents = torch.randn(1, 4, frames, args.size // 8, args.size // 8, device="cuda")
-        text = torch.randn(1, 77, 768, device="cuda")
-        row = {"frames": frames, **bench_training(video, trainable, latents, text, dtype, args.repeats)}
-        video.eval()
-        torch.cuda.reset_peak_memory_stats()
-        row.update(bench_validation(video, vae, latents, text, dtype, args.steps, max(2, args.repeats // 2)))
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-        del video, vae, trainable
-        torch.cuda.empty_cache()
+        with torch.device(DEVICE):
+            vae = sd15_vae().to(dtype)
+        latents = torch.randn(1, 4, frames, args.size // 8, args.size // 8, device=DEVICE)
+        text = torch.randn(1, 77, 768, device=DEVICE)
+        flops[frames] = count_flops(latents, text, dtype)
+        release()
+        for variant in variants:
+            row = {**bench_variant(variant, args, vae, latents, text, flops[frames], variant in sampled),
+                   **flops[frames]}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            if args.out:
+                with open(args.out, "w") as f:
+                    json.dump({"env": env, "rows": rows}, f, indent=2)
+        del vae
 
     print(f"\n{env['device']}, torch {env['torch']}, diffusers {env['diffusers']}, {args.dtype} autocast, "
-          f"checkpointing {'on' if args.checkpointing else 'off'}, matmul ceiling {env['matmul_ceiling_tflops']:.0f} TFLOP/s")
-    print("| frames | train step (ms) | peak (GiB) | train TFLOP/s | inversion (s) | clip (s) | sampling TFLOP/s |")
-    print("|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['frames']} | {r['train_step_ms']:.0f} | {r['train_peak_gib']:.1f} | {r['train_tflops_per_s']:.0f} "
-              f"| {r['inversion_s']:.2f} | {r['clip_s']:.2f} | {r['sampling_tflops_per_s']:.0f} |")
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump({"env": env, "rows": rows}, f, indent=2)
+          f"matmul ceiling {env['matmul_ceiling_tflops']:.0f} TFLOP/s, "
+          + ", ".join(f"{f} frames: {c['train_tflop']:.2f} TFLOP/step, {c['guided_step_tflop']:.2f} TFLOP/guided step"
+                      for f, c in flops.items()))
+    print(table(rows))
 
 
 if __name__ == "__main__":

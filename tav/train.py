@@ -23,7 +23,7 @@ from tav import pipeline
 from tav.events import ValidationCallback
 from tav.models.loading import BaseModel
 from tav.models.lora import add_lora
-from tav.models.video_unet import DEFAULT_TRAINABLE, inflate_unet, select_trainable
+from tav.models.video_unet import DEFAULT_TRAINABLE, VideoUNet, inflate_unet, select_trainable
 from tav.validation import ValidationSettings, Validator
 
 # Called after every optimiser step with (step, loss, learning rate).
@@ -45,6 +45,8 @@ class TrainSettings:
     max_grad_norm: float = 1.0
     mixed_precision: str = "no"  # "no" (fp32), "fp16" or "bf16" autocast; trainable weights stay fp32
     gradient_checkpointing: bool = False  # diffusers' non-reentrant checkpointing: every trainable weight gets a gradient
+    frozen_dtype: str = "fp32"  # "fp32", "bf16" or "fp16" for the frozen UNet weights (half needs mixed_precision)
+    compile: bool = False  # torch.compile the UNet; the first training step and first validation pay the compile time
     seed: int = 33
     trainable_modules: Sequence[str] = DEFAULT_TRAINABLE
     lora_rank: int = 0  # > 0: train LoRA adapters of this rank on the trainable modules instead of the weights
@@ -80,6 +82,35 @@ def _mixed_precision_dtype(mixed_precision: str) -> torch.dtype:
     return dtypes[mixed_precision]
 
 
+def _frozen_dtype(frozen_dtype: str, mixed_precision: str) -> torch.dtype:
+    dtypes = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    if frozen_dtype not in dtypes:
+        raise ValueError(f"train.frozen_dtype must be one of {list(dtypes)}, got '{frozen_dtype}'")
+    # Without autocast a half weight would meet fp32 activations in the same op.
+    if frozen_dtype != "fp32" and mixed_precision == "no":
+        raise ValueError(f"train.frozen_dtype={frozen_dtype} needs train.mixed_precision=bf16 or fp16, got 'no'")
+    return dtypes[frozen_dtype]
+
+
+def apply_speed_settings(video_unet: VideoUNet, settings: TrainSettings) -> None:
+    """Checkpointing, frozen-weight dtype and compilation; call after the trainable set is chosen.
+
+    Only frozen weights are cast, so trainable weights and the optimiser state stay fp32.
+    """
+    frozen = _frozen_dtype(settings.frozen_dtype, settings.mixed_precision)
+    if settings.gradient_checkpointing:
+        video_unet.unet.enable_gradient_checkpointing()
+    if frozen != torch.float32:
+        for parameter in video_unet.parameters():
+            if not parameter.requires_grad:
+                parameter.data = parameter.data.to(frozen)
+    if settings.compile:
+        # In place, so parameter names (and the saved checkpoints' keys) keep no `_orig_mod.` prefix. Static
+        # shapes: training, inversion and guided sampling each compile once for their own batch size, where
+        # automatic dynamic shapes would re-trace symbolically on the second size (slow to compile).
+        video_unet.unet.compile(dynamic=False)
+
+
 def diffusion_loss(video_unet: torch.nn.Module, noise_scheduler: DDPMScheduler, latents: torch.Tensor,
                    text_embedding: torch.Tensor) -> torch.Tensor:
     """Noise the clip's latents at one random timestep and regress the noise (or the velocity)."""
@@ -108,6 +139,7 @@ def tune(model: BaseModel, frames: torch.Tensor, prompt: str, settings: TrainSet
     """Tune `model`'s inflated UNet on `frames` (uint8 (frames, H, W, 3)) captioned `prompt`."""
     started = time.perf_counter()
     half = _mixed_precision_dtype(settings.mixed_precision)
+    _frozen_dtype(settings.frozen_dtype, settings.mixed_precision)  # a bad value fails before the model is touched
     accelerator = Accelerator(mixed_precision=settings.mixed_precision,
                               cpu=resolve_device(settings.device).type == "cpu")
     device = accelerator.device
@@ -118,8 +150,7 @@ def tune(model: BaseModel, frames: torch.Tensor, prompt: str, settings: TrainSet
         trainable = add_lora(video_unet, settings.trainable_modules, settings.lora_rank)
     else:
         trainable = select_trainable(video_unet, settings.trainable_modules)
-    if settings.gradient_checkpointing:
-        video_unet.unet.enable_gradient_checkpointing()
+    apply_speed_settings(video_unet, settings)
     video_unet.to(device)
     # The frozen encoders run in the autocast dtype (as the official code does); fp32 is their load dtype.
     vae = model.vae.to(device, half if half != torch.float32 else None).requires_grad_(False)

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from accelerate.state import AcceleratorState
 
 from tav.models import load_base_model
 from tav.train import TrainSettings, resolve_device, tune
@@ -60,3 +61,42 @@ def test_bad_settings_are_named():
     with pytest.raises(ValueError, match="train.mixed_precision must be one of"):
         tune(load_base_model("tiny"), FRAMES, "x", TrainSettings(mixed_precision="fp8", device="cpu"),
              ValidationSettings(prompts=["y"]), None)
+
+
+@pytest.fixture
+def fresh_accelerator():
+    """Accelerate keeps one state per process; a run with another mixed precision needs it reset."""
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_frozen_bf16_weights_keep_trainable_ones_fp32(tmp_path, fresh_accelerator):
+    result, model, _ = quick(tmp_path, steps=2, mixed_precision="bf16", frozen_dtype="bf16")
+    assert len(result.losses) == 2 and all(loss == loss for loss in result.losses)
+    dtypes = {p.requires_grad: set() for p in model.unet.parameters()}
+    for p in model.unet.parameters():
+        dtypes[p.requires_grad].add(p.dtype)
+    assert dtypes == {True: {torch.float32}, False: {torch.bfloat16}}
+
+
+def test_frozen_dtype_needs_mixed_precision():
+    with pytest.raises(ValueError, match="train.frozen_dtype=bf16 needs train.mixed_precision=bf16 or fp16"):
+        tune(load_base_model("tiny"), FRAMES, "x", TrainSettings(frozen_dtype="bf16", device="cpu"),
+             ValidationSettings(prompts=["y"]), None)
+
+
+def test_compiled_unet_traces_hooks_and_processors(tmp_path, monkeypatch):
+    """Dynamo must capture the temporal hook, the sparse-causal processor and FrameGroupNorm. Its eager backend
+    checks that in seconds; inductor's CPU code generation takes over a minute even at the tiny shape."""
+    eager, _, _ = quick(tmp_path / "eager", steps=2)
+    compile_module = torch.nn.Module.compile
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: compile_module(self, backend="eager", **kw))
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    compiled, model, _ = quick(tmp_path / "compiled", steps=2, compile=True)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1
+    assert not torch._dynamo.utils.counters["graph_break"]
+    assert compiled.losses == eager.losses
+    assert not any("_orig_mod" in name for name, _ in model.unet.named_parameters())  # checkpoint keys unchanged
+    torch._dynamo.reset()
