@@ -311,7 +311,7 @@ def load_merged(folder: Path) -> VideoUNet:
 
 
 @dataclass
-class RenderedClip:
+class RenderedFrames:
     """One (prompt, seed) rendered from an export."""
 
     prompt: str
@@ -320,7 +320,7 @@ class RenderedClip:
 
 
 def render(export: Export, prompts: Sequence[str], seeds: Sequence[int], settings: Mapping,
-           device: torch.device) -> list[RenderedClip]:
+           device: torch.device) -> list[RenderedFrames]:
     """Render every (prompt, seed) from the export exactly as the validation hook did (Validator.render).
 
     `settings` holds RENDER_KEYS (defaults: the export's). Raises ValueError when the base model here differs.
@@ -345,11 +345,11 @@ def render(export: Export, prompts: Sequence[str], seeds: Sequence[int], setting
     clips = []
     for start in range(0, len(cells), s.batch_size):
         batch = cells[start:start + s.batch_size]
-        clips += [RenderedClip(prompts[i], seed, frames)
+        clips += [RenderedFrames(prompts[i], seed, frames)
                   for (i, seed), frames in zip(batch, validator.render(video_unet, inverted, batch))]
     return clips
 
 
-def clip_stem(out_dir: Path, clip: RenderedClip) -> Path:
+def clip_stem(out_dir: Path, clip: RenderedFrames) -> Path:
     """Where a rendered clip goes, named as the validation hook names its clips."""
     return Path(out_dir) / f"{prompt_slug(clip.prompt)}_seed{clip.seed}"
