@@ -341,13 +341,8 @@ def render(export: Export, prompts: Sequence[str], seeds: Sequence[int], setting
                           embeddings[2:], embeddings[1:2], model.scheduler_config, export.folder,
                           model.random_weights,
                           autocast=partial(torch.autocast, device.type, dtype=half) if half else nullcontext)
-    cells = [(index, seed) for index in range(len(prompts)) for seed in seeds]
-    clips = []
-    for start in range(0, len(cells), s.batch_size):
-        batch = cells[start:start + s.batch_size]
-        clips += [RenderedFrames(prompts[i], seed, frames)
-                  for (i, seed), frames in zip(batch, validator.render(video_unet, inverted, batch))]
-    return clips
+    return [RenderedFrames(prompts[index], seed, frames)
+            for index, seed, frames in validator.render_panel(video_unet, inverted)]
 
 
 def clip_stem(out_dir: Path, clip: RenderedFrames) -> Path:

@@ -16,7 +16,7 @@ from statistics import mean
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ContextManager, Sequence
+from typing import Callable, ContextManager, Iterator, Sequence
 
 import torch
 from safetensors.torch import save_file
@@ -92,21 +92,27 @@ class Validator:
                                       s.sampling_steps, s.guidance_scale)
             return pipeline.decode_latents(self.vae, latents)
 
+    def render_panel(self, video_unet: VideoUNet, inverted: torch.Tensor) -> Iterator[tuple[int, int, torch.Tensor]]:
+        """(prompt index, seed, uint8 frames) for every cell of the prompts x seeds panel, in batches."""
+        s = self.settings
+        cells = [(index, seed) for index in range(len(s.prompts)) for seed in s.seeds]
+        for start in range(0, len(cells), s.batch_size):
+            batch = cells[start:start + s.batch_size]
+            for (index, seed), frames in zip(batch, self.render(video_unet, inverted, batch)):
+                yield index, seed, frames
+
     def __call__(self, step: int, video_unet: VideoUNet) -> ValidationEvent:
         s = self.settings
         was_training = video_unet.training
         video_unet.eval()
         inverted = self.invert(video_unet)
-        cells = [(index, seed) for index in range(len(s.prompts)) for seed in s.seeds]
         sample_dir = self.output_dir / "samples" / f"step_{step:06d}"
         clips = []
-        for start in range(0, len(cells), s.batch_size):
-            batch = cells[start:start + s.batch_size]
-            for (index, seed), frames in zip(batch, self.render(video_unet, inverted, batch)):
-                stem = sample_dir / f"{prompt_slug(s.prompts[index])}_seed{seed}"
-                clips.append(RenderedClip(s.prompts[index], seed, frames,
-                                          write_mp4(frames, stem.with_suffix(".mp4"), s.fps),
-                                          write_gif(frames, stem.with_suffix(".gif"), s.fps)))
+        for index, seed, frames in self.render_panel(video_unet, inverted):
+            stem = sample_dir / f"{prompt_slug(s.prompts[index])}_seed{seed}"
+            clips.append(RenderedClip(s.prompts[index], seed, frames,
+                                      write_mp4(frames, stem.with_suffix(".mp4"), s.fps),
+                                      write_gif(frames, stem.with_suffix(".gif"), s.fps)))
         video_unet.train(was_training)
 
         checkpoint = self.checkpoint_dir(step)
