@@ -26,8 +26,8 @@ from matplotlib.figure import Figure
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeps.study import load_spec
-from sweeps.summary import redact_url, summarize, summary_table
-from tav.tracking import LOG_NAME, read_log
+from sweeps.summary import summarize, summary_table
+from tav.tracking import LOG_NAME, read_log, redact_text
 
 RANDOM_NOTE = "random weights: these scores check the plumbing and say nothing about quality"
 
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         page = compare(args.storage, args.study, Path(args.out))
     except KeyError:
-        print(f"compare: no study '{args.study}' in {redact_url(args.storage)}; studies there: "
+        print(f"compare: no study '{args.study}' in {redact_text(args.storage)}; studies there: "
               f"{optuna.get_all_study_names(args.storage)}", file=sys.stderr)
         return 1
     study = optuna.load_study(study_name=args.study, storage=args.storage)

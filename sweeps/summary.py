@@ -3,28 +3,21 @@
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
 
 from sweeps.study import StudySpec
+from tav.tracking.secrets import redact_text
 
 log = logging.getLogger(__name__)
-_PASSWORD = re.compile(r"(://[^:/@]+:)[^@]+@")
-
-
-def redact_url(url: str) -> str:
-    return _PASSWORD.sub(r"\1***@", url)
-
-
 def summarize(study: optuna.Study, spec: StudySpec, storage: str) -> dict:
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     best = {t.number for t in study.best_trials} if complete else set()
     return {
-        "study": study.study_name, "storage": redact_url(storage), "objectives": spec.objective_names,
+        "study": study.study_name, "storage": redact_text(storage), "objectives": spec.objective_names,
         "directions": spec.directions, "pareto_trials": sorted(best),
         "counts": {state.name.lower(): sum(t.state == state for t in trials) for state in TrialState},
         "random_weights": any(t.user_attrs.get("random_weights") for t in trials),

@@ -32,9 +32,9 @@ from tav import pipeline
 from tav.models import BaseModel, VideoUNet, inflate_unet, load_base_model, load_trainable, presets
 from tav.models.lora import add_lora
 from tav.tracking import LOG_NAME, read_log, redact, redact_text
+from tav.train import DTYPES
 from tav.validation import ValidationSettings, Validator, best_validation, prompt_slug, scores_by
 
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth")
 MANIFEST = "export.json"
 TRAINABLE = "trainable.safetensors"

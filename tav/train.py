@@ -75,21 +75,23 @@ class TrainResult:
         return record
 
 
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
 def _mixed_precision_dtype(mixed_precision: str) -> torch.dtype:
-    dtypes = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    dtypes = {"no": torch.float32, "fp16": DTYPES["fp16"], "bf16": DTYPES["bf16"]}
     if mixed_precision not in dtypes:
         raise ValueError(f"train.mixed_precision must be one of {list(dtypes)}, got '{mixed_precision}'")
     return dtypes[mixed_precision]
 
 
 def _frozen_dtype(frozen_dtype: str, mixed_precision: str) -> torch.dtype:
-    dtypes = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-    if frozen_dtype not in dtypes:
-        raise ValueError(f"train.frozen_dtype must be one of {list(dtypes)}, got '{frozen_dtype}'")
+    if frozen_dtype not in DTYPES:
+        raise ValueError(f"train.frozen_dtype must be one of {list(DTYPES)}, got '{frozen_dtype}'")
     # Without autocast a half weight would meet fp32 activations in the same op.
     if frozen_dtype != "fp32" and mixed_precision == "no":
         raise ValueError(f"train.frozen_dtype={frozen_dtype} needs train.mixed_precision=bf16 or fp16, got 'no'")
-    return dtypes[frozen_dtype]
+    return DTYPES[frozen_dtype]
 
 
 def apply_speed_settings(video_unet: VideoUNet, settings: TrainSettings) -> None:
