@@ -17,7 +17,7 @@ class RenderedClip:
     seed: int
     frames: torch.Tensor  # uint8, (frames, height, width, 3), on the CPU
     mp4_path: Path
-    gif_path: Path
+    gif_path: Path | None  # None for previews (mp4 only)
     scores: dict[str, float] = field(default_factory=dict)  # filled by a scorer callback
 
 
@@ -33,6 +33,8 @@ class ValidationEvent:
     output_dir: Path  # the run's output folder
     device: torch.device
     random_weights: bool  # True when the base model was built with random weights (tiny preset)
+    kind: str = "full"  # "full": the whole panel; "preview": a cheap render during training; "final": the full
+    #                     panel rendered after training at the best preview step (what a trial's values come from)
     scores: dict[str, float] = field(default_factory=dict)  # aggregates over the panel, by name
     score_info: dict[str, dict] = field(default_factory=dict)  # per score name: definition, backbone, random flag
     score: Optional[float] = None  # the scalar a callback chose; drives best-k checkpoints

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import imageio.v2 as imageio
@@ -32,3 +33,34 @@ def write_gif(frames: torch.Tensor | np.ndarray, path: Path, fps: int = 8) -> Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     imageio.mimwrite(path, list(_as_numpy(frames)), format="GIF", duration=1000 / fps, loop=0)
     return path
+
+
+class ClipWriter:
+    """Writes clips on background threads, so encoding overlaps the GPU rendering the next batch.
+
+    `write` returns the paths at once; `wait` blocks until the files given exist (e.g. the mp4s a logger
+    uploads), `close` until every file does. An encoding error is raised by the wait that reaches it.
+    """
+
+    def __init__(self, workers: int = 4):
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="clip-writer")
+        self.pending: dict[Path, Future] = {}
+
+    def write(self, frames: torch.Tensor, stem: Path, fps: int, gif: bool = True) -> tuple[Path, Path | None]:
+        mp4 = stem.with_suffix(".mp4")
+        self.pending[mp4] = self.pool.submit(write_mp4, frames, mp4, fps)
+        if not gif:
+            return mp4, None
+        gif_path = stem.with_suffix(".gif")
+        self.pending[gif_path] = self.pool.submit(write_gif, frames, gif_path, fps)
+        return mp4, gif_path
+
+    def wait(self, paths: list[Path] | None = None) -> None:
+        for path in list(self.pending) if paths is None else paths:
+            future = self.pending.pop(path, None)
+            if future is not None:
+                future.result()
+
+    def close(self) -> None:
+        self.wait()
+        self.pool.shutdown()

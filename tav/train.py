@@ -23,7 +23,10 @@ from tav import pipeline
 from tav.events import ValidationCallback
 from tav.models.loading import BaseModel
 from tav.models.lora import add_lora
-from tav.models.video_unet import DEFAULT_TRAINABLE, VideoUNet, inflate_unet, select_trainable
+from tav.models.video_unet import (DEFAULT_TRAINABLE, VideoUNet, inflate_unet, reinit_temporal_attention,
+                                   select_trainable, temporal_blocks)
+from tav.progress import Progress
+from tav.timing import PhaseTimer, for_device
 from tav.validation import ValidationSettings, Validator
 
 # Called after every optimiser step with (step, loss, learning rate).
@@ -47,6 +50,7 @@ class TrainSettings:
     gradient_checkpointing: bool = False  # diffusers' non-reentrant checkpointing: every trainable weight gets a gradient
     frozen_dtype: str = "fp32"  # "fp32", "bf16" or "fp16" for the frozen UNet weights (half needs mixed_precision)
     compile: bool = False  # torch.compile the UNet; the first training step and first validation pay the compile time
+    compile_mode: str = "regional"  # "regional": each transformer block compiled alone (fast to compile), "full": the UNet
     seed: int = 33
     trainable_modules: Sequence[str] = DEFAULT_TRAINABLE
     lora_rank: int = 0  # > 0: train LoRA adapters of this rank on the trainable modules instead of the weights
@@ -67,6 +71,7 @@ class TrainResult:
     trainable_parameters: int
     seconds: float
     random_weights: bool
+    timings: dict = field(default_factory=dict)  # phase -> seconds, calls, first call (tav.timing)
     extra: dict = field(default_factory=dict)
 
     def as_record(self) -> dict:
@@ -107,10 +112,23 @@ def apply_speed_settings(video_unet: VideoUNet, settings: TrainSettings) -> None
             if not parameter.requires_grad:
                 parameter.data = parameter.data.to(frozen)
     if settings.compile:
-        # In place, so parameter names (and the saved checkpoints' keys) keep no `_orig_mod.` prefix. Static
-        # shapes: training, inversion and guided sampling each compile once for their own batch size, where
-        # automatic dynamic shapes would re-trace symbolically on the second size (slow to compile).
-        video_unet.unet.compile(dynamic=False)
+        # Static shapes: training, inversion and guided sampling each compile once for their own batch size, where
+        # automatic dynamic shapes would re-trace symbolically on the second size (slow to compile). Each shape of
+        # each compiled region is one cache entry, so the limit must hold (regions x shapes x grad modes).
+        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+        if settings.compile_mode == "full":
+            # In place, so parameter names (and the saved checkpoints' keys) keep no `_orig_mod.` prefix.
+            video_unet.unet.compile(dynamic=False)
+        else:
+            # Regional compilation: the transformer blocks hold the video layers' eager overhead (sparse-causal
+            # gathers, temporal rearranges) and repeat, so compiling them alone takes a fraction of the whole
+            # UNet's compile time. UNet2DConditionModel declares no repeated blocks of its own.
+            video_unet.unet._repeated_blocks = REGIONAL_BLOCKS
+            video_unet.unet.compile_repeated_blocks(dynamic=False)
+
+
+COMPILE_MODES = ("regional", "full")
+REGIONAL_BLOCKS = ["BasicTransformerBlock"]  # class names compiled alone with compile_mode=regional
 
 
 def diffusion_loss(video_unet: torch.nn.Module, noise_scheduler: DDPMScheduler, latents: torch.Tensor,
@@ -135,77 +153,179 @@ def resolve_device(device: str) -> torch.device:
     return torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
 
 
-def tune(model: BaseModel, frames: torch.Tensor, prompt: str, settings: TrainSettings,
-         validation: ValidationSettings, output_dir: Path, callbacks: Sequence[ValidationCallback] = (),
-         step_callbacks: Sequence[StepCallback] = ()) -> TrainResult:
-    """Tune `model`'s inflated UNet on `frames` (uint8 (frames, H, W, 3)) captioned `prompt`."""
-    started = time.perf_counter()
+# The settings that shape a prepared model; runs that agree on them can share one (a sweep worker's trials).
+PREPARE_KEYS = ("mixed_precision", "gradient_checkpointing", "frozen_dtype", "compile", "compile_mode",
+                "trainable_modules", "lora_rank", "device")
+
+
+def prepare_key(settings: TrainSettings) -> tuple:
+    return tuple(tuple(v) if isinstance(v, (list, tuple)) else v for v in (getattr(settings, k) for k in PREPARE_KEYS))
+
+
+@dataclass
+class PreparedModel:
+    """A base model made ready to tune: inflated, trainable set chosen, speed options applied, on its device.
+
+    Preparing (and compiling) is the expensive part of a run's start, so a worker keeps one PreparedModel
+    across its trials: `reset(seed)` puts the tunable weights back exactly where a fresh preparation with that
+    seed would (base weights from a snapshot, inflated layers re-initialised from the seed), so a reused model
+    gives the same losses and clips as a fresh process.
+    """
+
+    video_unet: VideoUNet
+    vae: torch.nn.Module
+    text_encoder: torch.nn.Module
+    tokenizer: object
+    scheduler_config: dict
+    random_weights: bool
+    trainable: list[torch.nn.Parameter]
+    device: torch.device
+    key: tuple
+    base_snapshot: dict[str, torch.Tensor]  # trainable weights that come from the base model, as loaded
+    seed: int  # the seed the inflated layers were initialised with
+    used: bool = False  # trained since preparation: reset before the next run
+
+    def reset(self, seed: int) -> None:
+        """Weights and random state as right after `prepare` with this seed (nothing to do on a fresh model)."""
+        if not self.used and seed == self.seed:
+            return
+        set_seed(seed)
+        with torch.no_grad():
+            for name, parameter in self.video_unet.unet.named_parameters():
+                if name in self.base_snapshot:
+                    parameter.copy_(self.base_snapshot[name])
+        reinit_temporal_attention(self.video_unet)
+        self.used, self.seed = False, seed
+
+
+def prepare(model: BaseModel, settings: TrainSettings) -> PreparedModel:
+    """Inflate `model`'s UNet (in place), choose the trainable set, apply the speed options, move to the device."""
     half = _mixed_precision_dtype(settings.mixed_precision)
     _frozen_dtype(settings.frozen_dtype, settings.mixed_precision)  # a bad value fails before the model is touched
-    accelerator = Accelerator(mixed_precision=settings.mixed_precision,
-                              cpu=resolve_device(settings.device).type == "cpu")
-    device = accelerator.device
+    if settings.compile_mode not in COMPILE_MODES:
+        raise ValueError(f"train.compile_mode must be one of {list(COMPILE_MODES)}, got '{settings.compile_mode}'")
+    device = resolve_device(settings.device)
     set_seed(settings.seed)
-
     video_unet = inflate_unet(model.unet)
     if settings.lora_rank > 0:
         trainable = add_lora(video_unet, settings.trainable_modules, settings.lora_rank)
     else:
         trainable = select_trainable(video_unet, settings.trainable_modules)
+    inflated = {id(p) for block in temporal_blocks(video_unet) for p in (*block.attn_temp.parameters(),
+                                                                          *block.norm_temp.parameters())}
     apply_speed_settings(video_unet, settings)
     video_unet.to(device)
+    base_snapshot = {name: p.detach().clone() for name, p in video_unet.unet.named_parameters()
+                     if p.requires_grad and id(p) not in inflated}
     # The frozen encoders run in the autocast dtype (as the official code does); fp32 is their load dtype.
     vae = model.vae.to(device, half if half != torch.float32 else None).requires_grad_(False)
     text_encoder = model.text_encoder.to(device, half if half != torch.float32 else None).requires_grad_(False)
+    return PreparedModel(video_unet, vae, text_encoder, model.tokenizer, model.scheduler_config, model.random_weights,
+                         trainable, device, prepare_key(settings), base_snapshot, settings.seed)
 
-    all_prompts = [prompt, "", *validation.prompts]
-    embeddings = pipeline.encode_prompts(model.tokenizer, text_encoder, all_prompts, device)
-    train_embedding, empty_embedding, prompt_embeddings = embeddings[:1], embeddings[1:2], embeddings[2:]
-    latents = pipeline.encode_clip(vae, frames)
 
+def _loss_checked(losses: list[torch.Tensor], first_step: int) -> list[float]:
+    """The losses as floats (one host sync for many steps); a non-finite one stops the run with advice."""
+    values = torch.stack(losses).tolist()
+    for offset, value in enumerate(values):
+        if not math.isfinite(value):
+            raise FloatingPointError(f"training loss is {value} at step {first_step + offset}; lower "
+                                     "train.learning_rate or use train.mixed_precision=bf16 instead of fp16")
+    return values
+
+
+def tune(model: BaseModel | PreparedModel, frames: torch.Tensor, prompt: str, settings: TrainSettings,
+         validation: ValidationSettings, output_dir: Path, callbacks: Sequence[ValidationCallback] = (),
+         step_callbacks: Sequence[StepCallback] = (), timer: PhaseTimer | None = None,
+         progress: bool = True) -> TrainResult:
+    """Tune `model`'s inflated UNet on `frames` (uint8 (frames, H, W, 3)) captioned `prompt`.
+
+    `model` is a base model (prepared here) or a PreparedModel kept from an earlier run with the same
+    `prepare_key` (reset here to this run's seed). `timer` collects the time of each phase.
+    """
+    started = time.perf_counter()
+    if isinstance(model, BaseModel):
+        timer = timer or PhaseTimer()
+        with timer.phase("prepare"):
+            prepared = prepare(model, settings)
+    else:
+        prepared = model
+        if prepared.key != prepare_key(settings):
+            raise ValueError("this prepared model was made with other train settings; prepare the base model again")
+    timer = timer or for_device(prepared.device)
+    timer.synchronize = prepared.device.type == "cuda"
+    prepared.reset(settings.seed)
+    prepared.used = True
+    accelerator = Accelerator(mixed_precision=settings.mixed_precision, cpu=prepared.device.type == "cpu")
+    video_unet, device = prepared.video_unet, prepared.device
+
+    with timer.phase("encode"):
+        all_prompts = [prompt, "", *validation.prompts]
+        embeddings = pipeline.encode_prompts(prepared.tokenizer, prepared.text_encoder, all_prompts, device)
+        train_embedding, empty_embedding, prompt_embeddings = embeddings[:1], embeddings[1:2], embeddings[2:]
+        latents = pipeline.encode_clip(prepared.vae, frames)
+
+    trainable = prepared.trainable
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=settings.weight_decay,
-                                  betas=(settings.adam_beta1, settings.adam_beta2), eps=settings.adam_eps)
+                                  betas=(settings.adam_beta1, settings.adam_beta2), eps=settings.adam_eps,
+                                  fused=device.type == "cuda")
     lr_scheduler = get_scheduler(settings.lr_scheduler, optimizer, num_warmup_steps=settings.lr_warmup_steps,
                                  num_training_steps=settings.max_steps)
-    video_unet, optimizer, lr_scheduler = accelerator.prepare(video_unet, optimizer, lr_scheduler)
-    model_unet = accelerator.unwrap_model(video_unet)
-    noise_scheduler = DDPMScheduler.from_config(model.scheduler_config)
+    # Only the optimiser goes through accelerate (loss scaling for fp16): the model is already on its device and
+    # every forward runs under accelerator.autocast(), so a prepared model is never wrapped twice.
+    optimizer, lr_scheduler = accelerator.prepare(optimizer, lr_scheduler)
+    noise_scheduler = DDPMScheduler.from_config(prepared.scheduler_config)
 
-    validator = Validator(validation, vae, latents, frames, prompt, prompt_embeddings, empty_embedding,
-                          model.scheduler_config, output_dir, model.random_weights, list(callbacks),
-                          autocast=accelerator.autocast)
+    validator = Validator(validation, prepared.vae, latents, frames, prompt, prompt_embeddings, empty_embedding,
+                          prepared.scheduler_config, output_dir, prepared.random_weights, list(callbacks),
+                          autocast=accelerator.autocast, timer=timer, progress=progress)
     losses: list[float] = []
+    pending: list[torch.Tensor] = []  # losses still on the device: read in one sync every few steps
+    rates: list[float] = []
+    sync_every = max(1, min(10, settings.max_steps // 20 or 1))
     video_unet.train()
+    bar = Progress(settings.max_steps, "train", unit="step", enabled=progress)
     for step in range(1, settings.max_steps + 1):
-        with accelerator.autocast():
-            loss = diffusion_loss(video_unet, noise_scheduler, latents, train_embedding)
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"training loss is {loss.item()} at step {step}; lower train.learning_rate "
-                                     "or use train.mixed_precision=bf16 instead of fp16")
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(trainable, settings.max_grad_norm)
-        optimizer.step()
-        lr_scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(loss.item())
-        for callback in step_callbacks:
-            callback(step, losses[-1], lr_scheduler.get_last_lr()[0])
-        if step % validation.every_n_steps == 0 or step == settings.max_steps:
-            validator(step, model_unet)
+        with timer.phase("train_step"):
+            with accelerator.autocast():
+                loss = diffusion_loss(video_unet, noise_scheduler, latents, train_embedding)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(trainable, settings.max_grad_norm)
+            optimizer.step()
+            rates.append(lr_scheduler.get_last_lr()[0])
+            lr_scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            pending.append(loss.detach())
+        validate = step % validation.every_n_steps == 0 or step == settings.max_steps
+        if validate or step % sync_every == 0:
+            first = step - len(pending) + 1
+            values = _loss_checked(pending, first)
+            for offset, value in enumerate(values):
+                losses.append(value)
+                for callback in step_callbacks:
+                    callback(first + offset, value, rates[first + offset - 1])
+            bar.update(len(pending), loss=values[-1], lr=rates[-1])
+            pending.clear()
+        if validate:
+            validator(step, video_unet, preview=validation.preview_steps > 0)
+    bar.close()
+    final = validator.finish(video_unet)
 
     best_step = validator.best_step
     return TrainResult(
         output_dir=output_dir, steps=settings.max_steps, losses=losses,
         validations=[validation_record(event) for event in validator.history],
-        best_step=best_step, best_score=validator.scored.get(best_step) if best_step is not None else None,
+        best_step=best_step,
+        best_score=final.score if final is not None else (validator.scored.get(best_step) if best_step is not None else None),
         best_checkpoint=validator.checkpoint_dir(best_step) / "trainable.safetensors" if best_step is not None else None,
         trainable_parameters=sum(p.numel() for p in trainable), seconds=time.perf_counter() - started,
-        random_weights=model.random_weights)
+        random_weights=prepared.random_weights, timings=timer.as_record())
 
 
 def validation_record(event) -> dict:
     """A JSON-able summary of one validation step."""
     return {"step": event.step, "score": event.score, "scores": dict(event.scores),
             "checkpoint": str(event.checkpoint_path),
+            "kind": event.kind,
             "clips": [{"prompt": c.prompt, "seed": c.seed, "mp4": str(c.mp4_path), "gif": str(c.gif_path),
                        "scores": dict(c.scores)} for c in event.clips]}

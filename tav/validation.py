@@ -1,5 +1,12 @@
 """The validation hook: invert the source clip, render a panel of prompts x seeds, save, call back.
 
+Full validations render the whole panel with the configured DDIM steps. With `preview_steps > 0` the
+validations during training are previews instead (fewer DDIM steps, the first `preview_seeds` seeds), cheap
+enough to validate often and for a pruner to compare trials by; after training, the full panel is rendered
+once at the best preview step (kind "final"), and that is what the run's scores and a trial's values are.
+A preview ranks steps by a coarser render of the same start latents: it tells which steps are worse, not
+how good the full render is.
+
 Each validation step writes, under the run's output folder:
   samples/step_000100/<prompt>_seed<seed>.mp4 and .gif     the rendered clips
   checkpoints/step_000100/trainable.safetensors            the trainable weights only
@@ -23,8 +30,10 @@ from safetensors.torch import save_file
 
 from tav import pipeline
 from tav.events import RenderedClip, ValidationCallback, ValidationEvent
-from tav.media import write_gif, write_mp4
-from tav.models.video_unet import VideoUNet, save_trainable
+from tav.media import ClipWriter
+from tav.models.video_unet import VideoUNet, load_trainable, save_trainable
+from tav.progress import Progress
+from tav.timing import PhaseTimer
 
 
 @dataclass
@@ -39,9 +48,21 @@ class ValidationSettings:
     guidance_scale: float = 12.5
     noise_mix: float = 0.0  # 0 starts from the inversion (seeds then do not matter), 1 from pure noise
     invert_once: bool = False  # invert with the untuned UNet once and reuse it (the official re-inverts)
-    batch_size: int = 1  # clips rendered together
+    batch_size: int = 1  # clips rendered together; 0: as many as fit in free GPU memory (measured on one clip)
+    preview_steps: int = 0  # > 0: validations during training render previews with this many DDIM steps
+    preview_seeds: int = 1  # seeds of the panel a preview renders (the first ones)
     keep_best_k: int = 2  # checkpoints kept once a callback scores them
     fps: int = 8
+
+
+CPU_AUTO_BATCH = 8  # clips per batch for batch_size 0 on a CPU (memory there is the host's)
+GPU_MEMORY_SHARE = 0.85  # share of free GPU memory that batch_size 0 fills
+
+
+def clips_that_fit(bytes_per_clip: int, device: torch.device) -> int:
+    """How many clips one batch can render in the GPU's free memory, from the peak one clip took."""
+    free, _ = torch.cuda.mem_get_info(device)
+    return max(1, int(free * GPU_MEMORY_SHARE // max(bytes_per_clip, 1)))
 
 
 def prompt_slug(prompt: str) -> str:
@@ -64,72 +85,135 @@ class Validator:
     random_weights: bool
     callbacks: list[ValidationCallback] = field(default_factory=list)
     autocast: Callable[[], ContextManager] = nullcontext
+    timer: PhaseTimer = field(default_factory=PhaseTimer)
+    progress: bool = True  # a progress bar (or line) over each validation's clips on the console
     scored: dict[int, float] = field(default_factory=dict)  # step -> score of checkpoints still on disk
     history: list[ValidationEvent] = field(default_factory=list)
-    _inverted: torch.Tensor | None = None
+    writer: ClipWriter = field(default_factory=ClipWriter)
+    _inverted: dict[int, torch.Tensor] = field(default_factory=dict)  # inversion steps -> latents (invert_once)
+    _clips_per_batch: int | None = None  # batch_size 0 on a GPU: measured at the first inversion
 
     @property
     def best_step(self) -> int | None:
         return max(self.scored, key=self.scored.get) if self.scored else None
 
+    @property
+    def seeds(self) -> list[int]:
+        """The panel's seeds; with noise_mix 0 every seed starts from the same latents, so one clip stands for all."""
+        seeds = list(self.settings.seeds)
+        return seeds[:1] if self.settings.noise_mix == 0 else seeds
+
     def checkpoint_dir(self, step: int) -> Path:
         return self.output_dir / "checkpoints" / f"step_{step:06d}"
 
-    def invert(self, video_unet: VideoUNet) -> torch.Tensor:
-        if self._inverted is None or not self.settings.invert_once:
-            with self.autocast():
-                self._inverted = pipeline.ddim_invert(video_unet, self.source_latents, self.empty_embedding,
-                                                      self.scheduler_config, self.settings.inversion_steps)
-        return self._inverted
+    def invert(self, video_unet: VideoUNet, steps: int | None = None) -> torch.Tensor:
+        steps = steps or self.settings.inversion_steps
+        if steps not in self._inverted or not self.settings.invert_once:
+            device = self.source_latents.device
+            measuring = self.settings.batch_size == 0 and self._clips_per_batch is None and device.type == "cuda"
+            if measuring:
+                torch.cuda.reset_peak_memory_stats(device)
+                before = torch.cuda.memory_allocated(device)
+            with self.timer.phase("inversion"), self.autocast():
+                self._inverted[steps] = pipeline.ddim_invert(video_unet, self.source_latents, self.empty_embedding,
+                                                             self.scheduler_config, steps)
+            if measuring:  # a guided clip runs the UNet on twice the inversion's batch
+                self._clips_per_batch = clips_that_fit(2 * (torch.cuda.max_memory_allocated(device) - before), device)
+        return self._inverted[steps]
 
-    def render(self, video_unet: VideoUNet, inverted: torch.Tensor, cells: list[tuple[int, int]]) -> torch.Tensor:
+    def render(self, video_unet: VideoUNet, inverted: torch.Tensor, cells: list[tuple[int, int]],
+               steps: int | None = None) -> torch.Tensor:
         """uint8 (len(cells), frames, H, W, 3) for (prompt index, seed) cells rendered as one batch."""
         s = self.settings
         latents = torch.cat([pipeline.initial_latents(inverted, seed, s.noise_mix) for _, seed in cells])
         embeddings = self.prompt_embeddings[[index for index, _ in cells]]
         with self.autocast():
-            latents = pipeline.sample(video_unet, latents, embeddings, self.empty_embedding, self.scheduler_config,
-                                      s.sampling_steps, s.guidance_scale)
-            return pipeline.decode_latents(self.vae, latents)
+            with self.timer.phase("sampling"):
+                latents = pipeline.sample(video_unet, latents, embeddings, self.empty_embedding,
+                                          self.scheduler_config, steps or s.sampling_steps, s.guidance_scale)
+            with self.timer.phase("decode"):
+                return pipeline.decode_latents(self.vae, latents)
 
-    def render_panel(self, video_unet: VideoUNet, inverted: torch.Tensor) -> Iterator[tuple[int, int, torch.Tensor]]:
+    def render_panel(self, video_unet: VideoUNet, inverted: torch.Tensor, seeds: Sequence[int] | None = None,
+                     steps: int | None = None) -> Iterator[tuple[int, int, torch.Tensor]]:
         """(prompt index, seed, uint8 frames) for every cell of the prompts x seeds panel, in batches."""
-        s = self.settings
-        cells = [(index, seed) for index in range(len(s.prompts)) for seed in s.seeds]
-        for start in range(0, len(cells), s.batch_size):
-            batch = cells[start:start + s.batch_size]
-            for (index, seed), frames in zip(batch, self.render(video_unet, inverted, batch)):
+        seeds = self.seeds if seeds is None else list(seeds)
+        cells = [(index, seed) for index in range(len(self.settings.prompts)) for seed in seeds]
+        for start in range(0, len(cells), self._batch_size(inverted.device)):
+            batch = cells[start:start + self._batch_size(inverted.device)]
+            for (index, seed), frames in zip(batch, self.render(video_unet, inverted, batch, steps)):
                 yield index, seed, frames
 
-    def __call__(self, step: int, video_unet: VideoUNet) -> ValidationEvent:
+    def _batch_size(self, device: torch.device) -> int:
+        """The configured batch size; for 0 (auto), what the first inversion's memory says fits on the GPU."""
+        if self.settings.batch_size > 0:
+            return self.settings.batch_size
+        if device.type != "cuda":
+            return CPU_AUTO_BATCH
+        return self._clips_per_batch or 1
+
+    def __call__(self, step: int, video_unet: VideoUNet, preview: bool = False, kind: str | None = None
+                 ) -> ValidationEvent:
+        """Render, save and score one validation at `step`: a preview, or the full panel."""
         s = self.settings
+        steps = s.preview_steps if preview else None
+        seeds = self.seeds[:s.preview_seeds] if preview else self.seeds
+        event_kind = kind or ("preview" if preview else "full")
         was_training = video_unet.training
         video_unet.eval()
-        inverted = self.invert(video_unet)
+        inverted = self.invert(video_unet, min(steps, s.inversion_steps) if steps else None)
         sample_dir = self.output_dir / "samples" / f"step_{step:06d}"
         clips = []
-        for index, seed, frames in self.render_panel(video_unet, inverted):
-            stem = sample_dir / f"{prompt_slug(s.prompts[index])}_seed{seed}"
-            clips.append(RenderedClip(s.prompts[index], seed, frames,
-                                      write_mp4(frames, stem.with_suffix(".mp4"), s.fps),
-                                      write_gif(frames, stem.with_suffix(".gif"), s.fps)))
+        n_clips = len(s.prompts) * len(seeds)
+        with Progress(n_clips, f"validation step {step} ({event_kind})", unit="clip", every=max(1, n_clips // 4),
+                      enabled=self.progress) as bar:
+            for index, seed, frames in self.render_panel(video_unet, inverted, seeds, steps):
+                stem = sample_dir / f"{prompt_slug(s.prompts[index])}_seed{seed}"
+                # Previews write no gif: only full panels are looked at frame by frame (report, export).
+                mp4, gif = self.writer.write(frames, stem, s.fps, gif=not preview)
+                clips.append(RenderedClip(s.prompts[index], seed, frames, mp4, gif))
+                bar.update(1)
         video_unet.train(was_training)
+        with self.timer.phase("writing"):  # loggers read the mp4s; gifs finish in the background
+            self.writer.wait([clip.mp4_path for clip in clips])
 
         checkpoint = self.checkpoint_dir(step)
-        save_trainable(video_unet, checkpoint / "trainable.safetensors", metadata={"step": str(step)})
-        save_file({"inverted_latents": inverted.detach().contiguous().cpu()},
-                  str(checkpoint / "inverted_latents.safetensors"))
+        with self.timer.phase("writing"):
+            save_trainable(video_unet, checkpoint / "trainable.safetensors", metadata={"step": str(step)})
+            save_file({"inverted_latents": inverted.detach().contiguous().cpu()},
+                      str(checkpoint / "inverted_latents.safetensors"))
         event = ValidationEvent(step, clips, self.source_frames, self.source_prompt,
                                 checkpoint / "trainable.safetensors", self.output_dir, inverted.device,
-                                self.random_weights)
+                                self.random_weights, kind=event_kind)
         for callback in self.callbacks:
-            score = callback(event)
+            with self.timer.phase(f"callback:{getattr(callback, '__qualname__', type(callback).__name__)}"):
+                score = callback(event)
             if score is not None:
                 event.score = float(score)
-        if event.score is not None:
+        if event.score is not None and event.kind != "final":
             self.scored[step] = event.score
             self._keep_best()
         self.history.append(event)
+        return event
+
+    def finish(self, video_unet: VideoUNet) -> ValidationEvent | None:
+        """After previews: load the best preview step's weights and render the full panel there (kind "final").
+        Then wait for every clip file.
+
+        Returns None when every validation was already full. Without a score to rank previews by, the last
+        preview step is rendered in full.
+        """
+        previews = [event.step for event in self.history if event.kind == "preview"]
+        if not previews:
+            with self.timer.phase("writing"):
+                self.writer.close()
+            return None
+        step = self.best_step if self.best_step is not None else previews[-1]
+        with self.timer.phase("writing"):
+            load_trainable(video_unet, self.checkpoint_dir(step) / "trainable.safetensors")
+        event = self(step, video_unet, kind="final")
+        with self.timer.phase("writing"):
+            self.writer.close()
         return event
 
     def _keep_best(self) -> None:
@@ -145,7 +229,10 @@ def best_validation(validations: list[dict], best_step: int | None) -> dict:
     """The record of the best step; without a score to rank by, the last validation."""
     if not validations:
         raise ValueError("the run has no validation step; set validation.every_n_steps <= train.max_steps")
-    by_step = {v["step"]: v for v in validations}
+    by_step = {}
+    for v in validations:  # a full render ("final") at a step outranks that step's preview
+        if v["step"] not in by_step or v.get("kind") == "final":
+            by_step[v["step"]] = v
     return by_step[best_step] if best_step in by_step else validations[-1]
 
 
@@ -160,7 +247,10 @@ def scores_by(record: dict, key: str) -> dict[str, dict[str, float]]:
 
 
 def best_seed(record: dict, score_name: str) -> int | None:
-    """The generation seed whose clips score highest on `score_name` (a clip score) at that step."""
+    """The generation seed whose clips score highest on `score_name` (a clip score) at that step; None when the
+    step rendered a single seed (with noise_mix 0 every seed gives the same clip, so none is better)."""
     per_seed = scores_by(record, "seed")
+    if len(per_seed) < 2:
+        return None
     ranked = [(s[score_name], seed) for seed, s in per_seed.items() if score_name in s]
     return int(max(ranked)[1]) if ranked else None

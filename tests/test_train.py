@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 from accelerate.state import AcceleratorState
@@ -100,3 +102,39 @@ def test_compiled_unet_traces_hooks_and_processors(tmp_path, monkeypatch):
     assert compiled.losses == eager.losses
     assert not any("_orig_mod" in name for name, _ in model.unet.named_parameters())  # checkpoint keys unchanged
     torch._dynamo.reset()
+
+
+def test_a_reused_prepared_model_trains_and_renders_as_a_fresh_one(tmp_path):
+    """A sweep worker keeps one prepared model across trials: after reset it must behave as a fresh process."""
+    from tav.train import prepare
+
+    settings = TrainSettings(max_steps=3, learning_rate=1e-3, device="cpu", seed=5)
+    validation = ValidationSettings(prompts=["a blue ball"], every_n_steps=3, inversion_steps=2, sampling_steps=2)
+    fresh = tune(load_base_model("tiny"), FRAMES, "a red ball", settings, validation, tmp_path / "fresh")
+    prepared = prepare(load_base_model("tiny"), TrainSettings(max_steps=3, learning_rate=1e-3, device="cpu", seed=9))
+    other = TrainSettings(max_steps=2, learning_rate=1e-2, device="cpu", seed=9)
+    tune(prepared, FRAMES, "a red ball", other, validation, tmp_path / "first")  # an earlier trial moves the weights
+    reused = tune(prepared, FRAMES, "a red ball", settings, validation, tmp_path / "reused")
+    assert reused.losses == fresh.losses
+    [fresh_clip], [reused_clip] = fresh.validations[-1]["clips"], reused.validations[-1]["clips"]
+    assert Path(fresh_clip["mp4"]).read_bytes() == Path(reused_clip["mp4"]).read_bytes()
+
+
+def test_previews_during_training_then_the_full_panel_at_the_best_preview_step(tmp_path):
+    settings = TrainSettings(max_steps=6, learning_rate=1e-3, device="cpu")
+    validation = ValidationSettings(prompts=["a blue ball", "a cube"], seeds=[0, 1], noise_mix=0.5, every_n_steps=2,
+                                    inversion_steps=3, sampling_steps=3, preview_steps=2)
+    result = tune(load_base_model("tiny"), FRAMES, "a red ball", settings, validation, tmp_path,
+                  [lambda event: -abs(event.step - 4) if event.kind == "preview" else 7.0])
+    kinds = [(v["step"], v["kind"], len(v["clips"])) for v in result.validations]
+    assert kinds == [(2, "preview", 2), (4, "preview", 2), (6, "preview", 2), (4, "final", 4)]
+    assert result.best_step == 4 and result.best_score == 7.0
+    assert result.best_checkpoint.is_file()
+    timings = result.timings
+    assert timings["train_step"]["calls"] == 6 and timings["sampling"]["calls"] == 3 * 2 + 4  # one clip a batch
+
+
+def test_progress_lines_when_the_console_is_not_a_terminal(tmp_path, capsys):
+    quick(tmp_path, steps=4)
+    err = capsys.readouterr().err
+    assert "train 4/4 loss" in err and "eta" in err and "validation step 2 (full) 1/1" in err

@@ -20,6 +20,7 @@ def test_validation_renders_the_panel_and_writes_clips_and_checkpoint(tiny_model
                                batch_size=3)
     video = inflate_unet(tiny_model.unet)
     event = validator(7, video)
+    validator.finish(video)  # gifs are written in the background until the run finishes
     assert events == [event] and event.step == 7 and event.random_weights
     assert [(c.prompt, c.seed) for c in event.clips] == [("a blue ball", 1), ("a blue ball", 2),
                                                          ("a green ball", 1), ("a green ball", 2)]
@@ -69,3 +70,24 @@ def test_invert_once_reuses_the_first_inversion(tiny_model, tmp_path):
 
 def test_prompt_slug_is_a_safe_file_name():
     assert prompt_slug("A boy, wearing a birthday hat, is surfing!") == "a-boy-wearing-a-birthday-hat-is-surfing"
+
+
+def test_a_preview_with_the_full_step_count_renders_the_full_clip(tiny_model, tmp_path):
+    video = inflate_unet(tiny_model.unet)
+    full = make_validator(tiny_model, tmp_path / "full", seeds=[3], noise_mix=0.4)(2, video)
+    preview = make_validator(tiny_model, tmp_path / "preview", seeds=[3], noise_mix=0.4, preview_steps=2)(
+        2, video, preview=True)
+    assert preview.kind == "preview" and full.kind == "full"
+    assert torch.equal(preview.clips[0].frames, full.clips[0].frames)
+
+
+def test_without_noise_every_seed_is_the_same_clip_so_one_is_rendered(tiny_model, tmp_path):
+    from tav.train import validation_record
+    from tav.validation import best_seed
+
+    video = inflate_unet(tiny_model.unet)
+    event = make_validator(tiny_model, tmp_path, seeds=[0, 1, 2, 3], noise_mix=0.0)(1, video)
+    assert [c.seed for c in event.clips] == [0, 0]  # one clip per prompt, not four
+    for clip in event.clips:
+        clip.scores["score"] = 1.0
+    assert best_seed(validation_record(event), "score") is None  # no seed is better than another

@@ -74,22 +74,31 @@ class TemporalResidual:
         return out.reshape(batch_frames, length, dim)
 
 
+def new_temporal_modules(block: nn.Module) -> tuple[nn.LayerNorm, Attention]:
+    """Freshly initialised `norm_temp` and `attn_temp` for a BasicTransformerBlock, on its weights' device.
+
+    The output projection starts at zero, weight and bias (the official zeroes the weight only, leaving a small
+    random bias), so an inflated UNet starts exactly as the image model. The random projections draw from
+    torch's CPU generator, so the same seed gives the same modules.
+    """
+    dim = block.norm1.normalized_shape[0]
+    like = block.attn1.to_q.weight
+    norm_temp = nn.LayerNorm(dim).to(like.device, like.dtype)
+    attn_temp = Attention(query_dim=dim, heads=block.attn1.heads, dim_head=dim // block.attn1.heads,
+                          bias=False, out_bias=True).to(like.device, like.dtype)
+    nn.init.zeros_(attn_temp.to_out[0].weight)
+    nn.init.zeros_(attn_temp.to_out[0].bias)
+    return norm_temp, attn_temp
+
+
 def add_temporal_attention(block: nn.Module, frames: FrameContext) -> None:
     """Give a diffusers BasicTransformerBlock `norm_temp` and `attn_temp` and run them after its feed-forward.
 
     The modules keep the official names (`...transformer_blocks.N.attn_temp.to_q`), so the default trainable
     set matches. A forward hook applies them to the block's output, which is the feed-forward's residual sum:
-    the same place as in the official block. The output projection starts at zero, weight and bias (the
-    official zeroes the weight only, leaving a small random bias), so an inflated UNet starts exactly as the
-    image model.
+    the same place as in the official block.
     """
-    dim = block.norm1.normalized_shape[0]
-    like = block.attn1.to_q.weight
-    block.norm_temp = nn.LayerNorm(dim).to(like.device, like.dtype)
-    block.attn_temp = Attention(query_dim=dim, heads=block.attn1.heads, dim_head=dim // block.attn1.heads,
-                                bias=False, out_bias=True).to(like.device, like.dtype)
-    nn.init.zeros_(block.attn_temp.to_out[0].weight)
-    nn.init.zeros_(block.attn_temp.to_out[0].bias)
+    block.norm_temp, block.attn_temp = new_temporal_modules(block)
     block.register_forward_hook(TemporalResidual(frames))
 
 

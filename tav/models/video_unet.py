@@ -16,7 +16,8 @@ from diffusers.models.resnet import ResnetBlock2D
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from tav.models.video_layers import FrameContext, FrameGroupNorm, SparseCausalAttnProcessor, add_temporal_attention
+from tav.models.video_layers import (FrameContext, FrameGroupNorm, SparseCausalAttnProcessor, add_temporal_attention,
+                                     new_temporal_modules)
 
 DEFAULT_TRAINABLE = ("attn1.to_q", "attn2.to_q", "attn_temp")
 INFLATED_MODULES = ("attn_temp", "norm_temp")  # modules inflation adds: no base model holds their weights
@@ -60,6 +61,22 @@ def inflate_unet(unet: UNet2DConditionModel) -> VideoUNet:
             module.norm2 = FrameGroupNorm.replacing(module.norm2, frames)
     unet.conv_norm_out = FrameGroupNorm.replacing(unet.conv_norm_out, frames)
     return VideoUNet(unet, frames)
+
+
+def temporal_blocks(video_unet: VideoUNet) -> list[BasicTransformerBlock]:
+    """The transformer blocks inflation gave a temporal attention, in inflation order."""
+    return [m for m in video_unet.unet.modules() if isinstance(m, BasicTransformerBlock) and hasattr(m, "attn_temp")]
+
+
+@torch.no_grad()
+def reinit_temporal_attention(video_unet: VideoUNet) -> None:
+    """Put every `norm_temp`/`attn_temp` back to a fresh initialisation, in place (the tensors stay the same
+    objects, so a compiled UNet keeps its graphs). Drawn in inflation order: after the same seed, the values
+    equal those `inflate_unet` gave."""
+    for block in temporal_blocks(video_unet):
+        for old, new in zip((block.norm_temp, block.attn_temp), new_temporal_modules(block)):
+            for (name, tensor), (_, fresh) in zip(old.named_parameters(), new.named_parameters()):
+                tensor.copy_(fresh.to(tensor.dtype))
 
 
 def select_trainable(video_unet: VideoUNet, suffixes: Sequence[str] = DEFAULT_TRAINABLE) -> list[nn.Parameter]:
