@@ -19,7 +19,9 @@ from tav.data.video import load_clip
 from tav.events import ValidationCallback
 from tav.models import load_base_model
 from tav.prompts import build_prompts
-from tav.train import StepCallback, TrainResult, TrainSettings, resolve_device, tune
+from tav.timing import PhaseTimer, for_device
+from tav.train import (PreparedModel, StepCallback, TrainResult, TrainSettings, prepare, prepare_key, resolve_device,
+                       tune)
 from tav.validation import ValidationSettings
 
 log = logging.getLogger("tav")
@@ -42,14 +44,40 @@ def resolve_prompts(cfg: DictConfig) -> tuple[str, list[str], dict]:
     return pairs[0].train_prompt, record["generation_prompts"], record
 
 
+_SCORERS: dict[str, object] = {}  # the last scorer (CLIP backbone), reused by later runs in this process
+
+
 def scoring_callbacks(cfg: DictConfig, device: str) -> list[ValidationCallback]:
     """The metrics hook, when the config has a `metrics` group."""
     if not cfg.get("metrics"):
         return []
     from tav.metrics import MetricsCallback, build_scorer
 
-    scorer = build_scorer(**OmegaConf.to_container(cfg.metrics.scorer, resolve=True), device=device)
-    return [MetricsCallback(scorer, score_weights=dict(cfg.metrics.score_weights))]
+    options = {**OmegaConf.to_container(cfg.metrics.scorer, resolve=True), "device": device}
+    key = json.dumps(options, sort_keys=True)
+    if key not in _SCORERS:
+        _SCORERS.clear()
+        _SCORERS[key] = build_scorer(**options)
+    return [MetricsCallback(_SCORERS[key], score_weights=dict(cfg.metrics.score_weights))]
+
+
+# One worker keeps the last prepared (inflated, compiled) base model: a sweep's trials in this process share it.
+_PREPARED: dict[tuple, PreparedModel] = {}
+
+
+def prepared_model(cfg: DictConfig, settings: TrainSettings, timer: PhaseTimer) -> PreparedModel:
+    """The base model of `cfg`, prepared for `settings`: reused from this process's last run when both agree."""
+    key = (cfg.model.source, cfg.model.get("config"), prepare_key(settings))
+    if key in _PREPARED and settings.lora_rank == 0:
+        return _PREPARED[key]
+    _PREPARED.clear()  # one model at a time: a worker's GPU holds one
+    with timer.phase("load"):
+        model = load_base_model(cfg.model.source, cfg.model.get("config"))
+    with timer.phase("prepare"):
+        prepared = prepare(model, settings)
+    if settings.lora_rank == 0:  # adapters cannot be put back to a fresh state in place; prepare again
+        _PREPARED[key] = prepared
+    return prepared
 
 
 def run(cfg: DictConfig, callbacks: Sequence[ValidationCallback] = (),
@@ -60,11 +88,16 @@ def run(cfg: DictConfig, callbacks: Sequence[ValidationCallback] = (),
     settings = TrainSettings(**OmegaConf.to_container(cfg.train, resolve=True))
     validation = ValidationSettings(**{**OmegaConf.to_container(cfg.validation, resolve=True),
                                        "prompts": generation_prompts})
+    device = resolve_device(settings.device)
+    timer = for_device(device)
     data = cfg.data
-    frames = load_clip(data.video or DEMO_VIDEO, data.n_frames, data.height, data.width, data.start, data.stride)
-    model = load_base_model(cfg.model.source, cfg.model.get("config"))
-    all_callbacks = [*scoring_callbacks(cfg, str(resolve_device(settings.device))), *callbacks]
-    result = tune(model, frames, train_prompt, settings, validation, output_dir, all_callbacks, step_callbacks)
+    with timer.phase("read_video"):
+        frames = load_clip(data.video or DEMO_VIDEO, data.n_frames, data.height, data.width, data.start, data.stride)
+    model = prepared_model(cfg, settings, timer)
+    with timer.phase("load_scorer"):
+        all_callbacks = [*scoring_callbacks(cfg, str(device)), *callbacks]
+    result = tune(model, frames, train_prompt, settings, validation, output_dir, all_callbacks, step_callbacks,
+                  timer=timer)
     result.extra.update(prompt_record)
     (output_dir / "result.json").write_text(json.dumps(result.as_record(), indent=2))
     return result

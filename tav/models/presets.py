@@ -76,3 +76,23 @@ SD15_VAE = dict(in_channels=3, out_channels=3, latent_channels=4, block_out_chan
 
 def sd15_vae() -> AutoencoderKL:
     return AutoencoderKL(**SD15_VAE)
+
+
+# Stable Diffusion 1.x's text encoder (openai/clip-vit-large-patch14's text tower).
+SD15_TEXT_ENCODER = dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                         num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu",
+                         projection_dim=768)
+
+
+def sd15_pipeline():
+    """A StableDiffusionPipeline of SD-1.5's shapes with random weights, for benchmarks: save it with
+    `save_pretrained(folder)` and point `model.source` at the folder."""
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+
+    from tav.models.loading import SD_SCHEDULER
+
+    torch.manual_seed(0)
+    return StableDiffusionPipeline(vae=sd15_vae(), text_encoder=CLIPTextModel(CLIPTextConfig(**SD15_TEXT_ENCODER)),
+                                   tokenizer=clip_tokenizer(), unet=sd15_unet(),
+                                   scheduler=DDIMScheduler(**SD_SCHEDULER), safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)

@@ -66,9 +66,12 @@ class WandbRun:
 
     def log_validation(self, event: ValidationEvent) -> None:
         """Scores as val/<name>, clips as clips/<file stem>, and new rows of the incrementally logged table."""
-        data: dict[str, Any] = {f"val/{name}": value for name, value in event.scores.items()}
+        # The full panel rendered after training at the best preview step comes after later steps were logged:
+        # W&B steps only increase, so it goes under final/ at the run's current step.
+        prefix, step = ("final", None) if event.kind == "final" else ("val", event.step)
+        data: dict[str, Any] = {f"{prefix}/{name}": value for name, value in event.scores.items()}
         if event.score is not None:
-            data["val/score"] = event.score
+            data[f"{prefix}/score"] = event.score
         if self._table is None:
             self._start_table(event)
         for clip in event.clips:
@@ -80,7 +83,7 @@ class WandbRun:
             self._table.add_data(event.step, clip.prompt, clip.seed, *media, event.random_weights,
                                  *[clip.scores.get(name) for name in self._score_names])
         data["val/clips"] = self._table
-        self.run.log(data, step=event.step)
+        self.run.log(data, step=step)
 
     def _start_table(self, event: ValidationEvent) -> None:
         # An incremental table has fixed columns: the score names of the first validation.
