@@ -48,7 +48,7 @@ def fuse_style_loras(pipe: StableDiffusionPipeline, style_loras: Sequence[Mappin
         except (ValueError, KeyError, RuntimeError) as error:
             pipe.unload_lora_weights()
             raise ValueError(f"model.style_loras.{index}.path={lora['path']} cannot be applied to this base model "
-                             f"({str(error).splitlines()[0]}); style LoRAs must be made for SD-1.x") from None
+                             f"({' '.join(str(error).split())[:300]}); style LoRAs must be made for SD-1.x") from None
         if name not in pipe.get_list_adapters().get("unet", []) + pipe.get_list_adapters().get("text_encoder", []):
             raise ValueError(f"model.style_loras.{index}.path={lora['path']} matched no layer of this base model; "
                              "style LoRAs must be made for SD-1.x")
