@@ -62,8 +62,9 @@ def run(cfg: DictConfig, callbacks: Sequence[ValidationCallback] = (),
                                        "prompts": generation_prompts})
     data = cfg.data
     frames = load_clip(data.video or DEMO_VIDEO, data.n_frames, data.height, data.width, data.start, data.stride)
+    loras = cfg.model.get("style_loras")
     model = load_base_model(cfg.model.source, cfg.model.get("config"),
-                            OmegaConf.to_container(cfg.model.get("style_loras") or [], resolve=True))
+                            OmegaConf.to_container(loras, resolve=True) if loras else None)
     all_callbacks = [*scoring_callbacks(cfg, str(resolve_device(settings.device))), *callbacks]
     result = tune(model, frames, train_prompt, settings, validation, output_dir, all_callbacks, step_callbacks)
     result.extra.update(prompt_record)
