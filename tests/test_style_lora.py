@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 from optuna.distributions import FloatDistribution
 from safetensors.torch import save_file
 
@@ -116,3 +117,5 @@ def test_a_lora_scale_is_a_search_dimension_that_composes(tmp_path):
             f"model.style_loras=[{{path: {tmp_path / 'style.safetensors'}, scale: 0.8}}]",
             *space.overrides({"model.style_loras.0.scale": 0.55})])
     assert list(cfg.model.style_loras) == [{"path": str(tmp_path / "style.safetensors"), "scale": 0.55}]
+    assert OmegaConf.select(cfg, "model.style_loras.0.scale") == 0.55  # how the sweeper checks a searched key exists
+
