@@ -250,8 +250,8 @@ def model_card(manifest: Mapping) -> str:
     lines += ["## Base model", "",
               f"- source: `{reference['source']}`" + (f" (layout `{reference['config']}`)" if reference["config"] else ""),
               f"- hash: `{reference['hash']}` ({reference['hash_of']})",
-              *[f"- style LoRA fused before tuning: `{lora['path']}` at scale {lora['scale']} (sha256 `{lora['sha256']}`)"
-                for lora in reference.get("style_loras", [])],
+              *[f"- style LoRA fused before tuning: `{lora['path']}` at scale {lora['scale']} "
+                f"(sha256 `{lora['sha256']}`)" for lora in reference.get("style_loras", [])],
               f"- tuned weights: `{TRAINABLE}`, {manifest['trainable']['parameters']:,} parameters in "
               f"{manifest['dtype']} ({', '.join(manifest['trainable']['modules'])}"
               + (f", LoRA rank {manifest['trainable']['lora_rank']})" if manifest["trainable"]["lora_rank"] else ")"),

@@ -43,14 +43,16 @@ def unet_to_original(unet: UNet2DConditionModel) -> dict[str, torch.Tensor]:
             out.update(_rename(state, f"down_blocks.{i}.resnets.{j}", f"input_blocks.{block}.0", _RESNET))
             out.update(_rename(state, f"down_blocks.{i}.attentions.{j}", f"input_blocks.{block}.1"))
         if i < levels - 1:
-            out.update(_rename(state, f"down_blocks.{i}.downsamplers.0.conv", f"input_blocks.{(i + 1) * (layers + 1)}.0.op"))
+            downsampler = f"input_blocks.{(i + 1) * (layers + 1)}.0.op"
+            out.update(_rename(state, f"down_blocks.{i}.downsamplers.0.conv", downsampler))
         attends = config.up_block_types[i].startswith("CrossAttn")
         for j in range(layers + 1):
             block = i * (layers + 1) + j
             out.update(_rename(state, f"up_blocks.{i}.resnets.{j}", f"output_blocks.{block}.0", _RESNET))
             out.update(_rename(state, f"up_blocks.{i}.attentions.{j}", f"output_blocks.{block}.1"))
         if i < levels - 1:
-            out.update(_rename(state, f"up_blocks.{i}.upsamplers.0", f"output_blocks.{i * (layers + 1) + layers}.{2 if attends else 1}"))
+            upsampler = f"output_blocks.{i * (layers + 1) + layers}.{2 if attends else 1}"
+            out.update(_rename(state, f"up_blocks.{i}.upsamplers.0", upsampler))
     out.update(_rename(state, "mid_block.resnets.0", "middle_block.0", _RESNET))
     out.update(_rename(state, "mid_block.attentions.0", "middle_block.1"))
     out.update(_rename(state, "mid_block.resnets.1", "middle_block.2", _RESNET))
@@ -73,11 +75,14 @@ def vae_to_original(vae: AutoencoderKL) -> dict[str, torch.Tensor]:
         out.update(_rename(state, f"{part}.mid_block.attentions.0", f"{part}.mid.attn_1", _VAE_ATTENTION))
     for i in range(levels):
         for j in range(layers):
-            out.update(_rename(state, f"encoder.down_blocks.{i}.resnets.{j}", f"encoder.down.{i}.block.{j}", vae_resnet))
+            out.update(_rename(state, f"encoder.down_blocks.{i}.resnets.{j}", f"encoder.down.{i}.block.{j}",
+                               vae_resnet))
         out.update(_rename(state, f"encoder.down_blocks.{i}.downsamplers.0.conv", f"encoder.down.{i}.downsample.conv"))
         for j in range(layers + 1):  # the decoder's levels count up from the latent
-            out.update(_rename(state, f"decoder.up_blocks.{i}.resnets.{j}", f"decoder.up.{levels - 1 - i}.block.{j}", vae_resnet))
-        out.update(_rename(state, f"decoder.up_blocks.{i}.upsamplers.0.conv", f"decoder.up.{levels - 1 - i}.upsample.conv"))
+            out.update(_rename(state, f"decoder.up_blocks.{i}.resnets.{j}", f"decoder.up.{levels - 1 - i}.block.{j}",
+                               vae_resnet))
+        out.update(_rename(state, f"decoder.up_blocks.{i}.upsamplers.0.conv",
+                           f"decoder.up.{levels - 1 - i}.upsample.conv"))
     assert not state, f"unmapped VAE keys: {sorted(state)[:5]}"
     # The original VAE's attention projections are 1x1 convolutions.
     out = {k: v[..., None, None] if ".attn_1." in k and k.endswith(".weight") and v.ndim == 2 else v

@@ -114,15 +114,17 @@ def assert_same_outputs(loaded, reference):
     image = torch.rand(1, 3, 32, 32, generator=generator) * 2 - 1
     ids = reference.tokenizer(["a cat in clip art style"], padding="max_length", max_length=77,
                               return_tensors="pt").input_ids
-    assert loaded.tokenizer("a cat in clip art style").input_ids == reference.tokenizer("a cat in clip art style").input_ids
+    prompt = "a cat in clip art style"
+    assert loaded.tokenizer(prompt).input_ids == reference.tokenizer(prompt).input_ids
     with torch.no_grad():
         text = reference.text_encoder(ids)[0]
         torch.testing.assert_close(loaded.text_encoder(ids)[0], text, rtol=0, atol=0)
         torch.testing.assert_close(loaded.unet(latents, 10, text.expand(2, -1, -1)).sample,
                                    reference.unet(latents, 10, text.expand(2, -1, -1)).sample, rtol=0, atol=0)
-        torch.testing.assert_close(loaded.vae.encode(image).latent_dist.mean, reference.vae.encode(image).latent_dist.mean,
-                                   rtol=0, atol=0)
-        torch.testing.assert_close(loaded.vae.decode(latents).sample, reference.vae.decode(latents).sample, rtol=0, atol=0)
+        def vae_outputs(vae):
+            return vae.encode(image).latent_dist.mean, vae.decode(latents).sample
+
+        torch.testing.assert_close(vae_outputs(loaded.vae), vae_outputs(reference.vae), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".ckpt"])

@@ -137,7 +137,8 @@ def _vae_config(vae: dict[str, tuple[int, ...]]) -> dict:
             "latent_channels": vae["encoder.conv_out.weight"][0] // 2,  # the encoder emits mean and log-variance
             "block_out_channels": [vae[f"encoder.down.{i}.block.0.conv2.weight"][0] for i in levels],
             "layers_per_block": len(_indices(vae, "encoder.down.0.block.")),
-            "down_block_types": ["DownEncoderBlock2D"] * len(levels), "up_block_types": ["UpDecoderBlock2D"] * len(levels)}
+            "down_block_types": ["DownEncoderBlock2D"] * len(levels),
+            "up_block_types": ["UpDecoderBlock2D"] * len(levels)}
 
 
 def _clip_config(clip: dict[str, tuple[int, ...]]) -> dict:
@@ -175,7 +176,8 @@ def local_layout(config: str) -> str:
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        return snapshot_download(config, local_files_only=True, allow_patterns=["*.json", "*.txt", "**/*.json", "**/*.txt"])
+        return snapshot_download(config, local_files_only=True,
+                                 allow_patterns=["*.json", "*.txt", "**/*.json", "**/*.txt"])
     except (LocalEntryNotFoundError, ValueError, OSError) as error:
         raise FileNotFoundError(f"model.config='{config}' is neither a local folder nor a hub id in the local Hugging "
                                 f"Face cache ({type(error).__name__}); leave model.config null to use the bundled "
@@ -197,9 +199,10 @@ def load_single_file(path: Path, config: str | None = None) -> StableDiffusionPi
                 str(path), config=layout, local_files_only=True, extract_ema=ema, safety_checker=None,
                 feature_extractor=None, requires_safety_checker=False)
         except (OSError, ValueError, RuntimeError, KeyError) as error:
-            where = f"layout '{config}'" if config else "the bundled SD-1.x layout"
+            where, fix = ((f"layout '{config}'", " and that model.config matches it") if config
+                          else ("the bundled SD-1.x layout", ""))
             raise ValueError(f"cannot load {path} with {where} ({str(error).splitlines()[0]}); check that the "
-                             f"file is an SD-1.x checkpoint" + (" and that model.config matches it" if config else "")) from None
+                             f"file is an SD-1.x checkpoint{fix}") from None
     for module in (pipe.unet, pipe.vae, pipe.text_encoder):
         # fp16/bf16 files load as fp32, the precision tuning starts from; nn.Module.to, not diffusers' override,
         # which warns about keep-in-fp32 modules these models do not have.
