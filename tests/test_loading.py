@@ -89,9 +89,15 @@ def test_local_diffusers_folder_loads_with_safetensors(tiny_model, tmp_path):
 
 @pytest.fixture
 def empty_hub_cache(monkeypatch, tmp_path):
-    """No Hugging Face cache and no network: what a user with only their style file has."""
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
+    """No Hugging Face cache and no network: what a user with only their style file has. huggingface_hub reads
+    these variables at import, so its constants are set too (test_export_base runs it as a fresh process)."""
+    import huggingface_hub.constants
+
+    cache = str(tmp_path / "empty-hub-cache")
+    monkeypatch.setenv("HF_HUB_CACHE", cache)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", cache)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
 
 
 def write_checkpoint(path, state):
