@@ -130,7 +130,7 @@ def _base_hash(source: str) -> dict:
 
 def check_base_model(reference: Mapping) -> None:
     """Raise when the base model or a style LoRA found here is not the one the export was tuned on."""
-    for index, lora in enumerate(reference.get("style_loras", [])):
+    for lora in reference.get("style_loras", []):
         path = Path(lora["path"])
         if not path.is_file():
             raise FileNotFoundError(f"style LoRA {path} the export was tuned with is gone; put the same file back at "
