@@ -239,3 +239,10 @@ def test_model_config_overrides_the_bundled_layout(tiny_model, tmp_path, empty_h
     assert_same_outputs(loaded, tiny_model)
     with pytest.raises(FileNotFoundError, match="model.config='someone/sd15-layout' is neither a local folder nor"):
         load_base_model(str(path), config="someone/sd15-layout")
+
+
+def test_file_missing_a_tensor_names_it(tiny_model, tmp_path):
+    state = to_original(tiny_model.unet, tiny_model.vae, tiny_model.text_encoder)
+    del state["model.diffusion_model.out.2.weight"]
+    with pytest.raises(ValueError, match=r"cannot read the model's sizes from .* \(no tensor 'out.2.weight'\)"):
+        load_base_model(str(write_checkpoint(tmp_path / "cut.safetensors", state)))

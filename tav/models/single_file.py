@@ -193,7 +193,11 @@ def load_single_file(path: Path, config: str | None = None) -> StableDiffusionPi
     if ema:
         log.info("%s holds EMA weights: loading them (the weights SD releases are used with)", path.name)
     with tempfile.TemporaryDirectory(prefix="tav-sd1-layout-") as tmp:
-        layout = local_layout(config) if config else str(write_layout(Path(tmp), shapes))
+        try:
+            layout = local_layout(config) if config else str(write_layout(Path(tmp), shapes))
+        except (KeyError, StopIteration, IndexError) as error:
+            raise ValueError(f"cannot read the model's sizes from {path} (no tensor {error}); it is not a whole SD-1.x "
+                             "checkpoint: set model.config to the diffusers layout it follows") from None
         try:
             pipe = StableDiffusionPipeline.from_single_file(
                 str(path), config=layout, local_files_only=True, extract_ema=ema, safety_checker=None,
