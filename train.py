@@ -67,12 +67,14 @@ _PREPARED: dict[tuple, PreparedModel] = {}
 
 def prepared_model(cfg: DictConfig, settings: TrainSettings, timer: PhaseTimer) -> PreparedModel:
     """The base model of `cfg`, prepared for `settings`: reused from this process's last run when both agree."""
-    key = (cfg.model.source, cfg.model.get("config"), prepare_key(settings))
+    loras = cfg.model.get("style_loras")
+    loras = OmegaConf.to_container(loras, resolve=True) if loras else None
+    key = (cfg.model.source, cfg.model.get("config"), json.dumps(loras, sort_keys=True), prepare_key(settings))
     if key in _PREPARED and settings.lora_rank == 0:
         return _PREPARED[key]
     _PREPARED.clear()  # one model at a time: a worker's GPU holds one
     with timer.phase("load"):
-        model = load_base_model(cfg.model.source, cfg.model.get("config"))
+        model = load_base_model(cfg.model.source, cfg.model.get("config"), loras)
     with timer.phase("prepare"):
         prepared = prepare(model, settings)
     if settings.lora_rank == 0:  # adapters cannot be put back to a fresh state in place; prepare again

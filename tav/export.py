@@ -31,6 +31,7 @@ from safetensors.torch import load_file, save_file
 from tav import pipeline
 from tav.models import BaseModel, VideoUNet, inflate_unet, load_base_model, load_trainable, presets
 from tav.models.lora import add_lora
+from tav.models.style_lora import check_style_loras, file_sha256
 from tav.tracking import LOG_NAME, read_log, redact, redact_text
 from tav.train import DTYPES
 from tav.validation import ValidationSettings, Validator, best_validation, prompt_slug, scores_by
@@ -102,29 +103,49 @@ def _score_info(run_dir: Path, step: int) -> dict[str, dict]:
 
 # --- the base model's identity ----------------------------------------------------------------------------
 
-def base_model_reference(source: str, config: str | None = None) -> dict:
-    """Where the base model comes from and a hash that identifies its weights (None where none can be read)."""
-    reference = {"source": source, "config": config}
+def base_model_reference(source: str, config: str | None = None,
+                         style_loras: Sequence[Mapping] | None = None) -> dict:
+    """Where the base model comes from and hashes that identify its weights (None where none can be read): the
+    model's, and each style LoRA's (path, scale, sha256) fused into it."""
+    return {"source": source, "config": config, **_base_hash(source),
+            "style_loras": [{"path": lora["path"], "scale": lora["scale"], "sha256": file_sha256(Path(lora["path"]))}
+                            for lora in check_style_loras(style_loras)]}
+
+
+def _base_hash(source: str) -> dict:
     path = Path(source).expanduser()
     if source == "tiny":
-        return {**reference, "hash": state_dict_sha256(presets.tiny_unet().state_dict()),
+        return {"hash": state_dict_sha256(presets.tiny_unet().state_dict()),
                 "hash_of": "sha256 of the tiny preset's UNet state dict"}
     if path.is_file():
-        return {**reference, "hash": files_sha256([path], path.parent), "hash_of": f"sha256 of {path.name}"}
+        return {"hash": file_sha256(path), "hash_of": f"sha256 of {path.name}"}
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
-        return {**reference, "hash": files_sha256(files, path), "hash_of": f"sha256 of the {len(files)} weight files"}
+        return {"hash": files_sha256(files, path), "hash_of": f"sha256 of the {len(files)} weight files"}
     commit = _cached_commit(source)
     if commit is None:
-        return {**reference, "hash": None, "hash_of": "not recorded: no cached snapshot of this hub id could be read offline"}
-    return {**reference, "hash": commit, "hash_of": "commit of the cached Hugging Face snapshot"}
+        return {"hash": None, "hash_of": "not recorded: no cached snapshot of this hub id could be read offline"}
+    return {"hash": commit, "hash_of": "commit of the cached Hugging Face snapshot"}
 
 
 def check_base_model(reference: Mapping) -> None:
-    """Raise when the base model found here is not the one the export was tuned on."""
-    here = base_model_reference(reference["source"], reference.get("config"))
+    """Raise when the base model or a style LoRA found here is not the one the export was tuned on."""
+    for lora in reference.get("style_loras", []):
+        path = Path(lora["path"])
+        if not path.is_file():
+            raise FileNotFoundError(f"style LoRA {path} the export was tuned with is gone; put the same file back at "
+                                    f"that path (sha256 {lora['sha256'][:12]}...)")
+        if file_sha256(path) != lora["sha256"]:
+            raise ValueError(f"style LoRA {path} here has sha256 {file_sha256(path)[:12]}... but the export was tuned "
+                             f"with {lora['sha256'][:12]}...; put the same file back at that path")
+    source = reference["source"]
+    if reference.get("hash") and Path(source).expanduser().suffix in (".safetensors", ".ckpt") \
+            and not Path(source).expanduser().is_file():
+        raise FileNotFoundError(f"base model file {source} the export was tuned on is gone; put the same file back "
+                                f"at that path (sha256 {reference['hash'][:12]}...)")
+    here = _base_hash(source)
     if reference.get("hash") and here["hash"] != reference["hash"]:
-        raise ValueError(f"base model '{reference['source']}' here has hash {str(here['hash'])[:12]}... but the export "
+        raise ValueError(f"base model '{source}' here has hash {str(here['hash'])[:12]}... but the export "
                          f"was tuned on {reference['hash'][:12]}... ({reference['hash_of']}); use the same base model")
 
 
@@ -153,6 +174,11 @@ def _cached_commit(repo_id: str) -> str | None:
     return Path(cached).parent.name if isinstance(cached, str) else None
 
 
+def load_reference_model(reference: Mapping) -> BaseModel:
+    """The base model a reference names, its style LoRAs fused at their recorded scales."""
+    return load_base_model(reference["source"], reference.get("config"), reference.get("style_loras"))
+
+
 # --- writing ----------------------------------------------------------------------------------------------
 
 def write_export(selection: Selection, config: Mapping, out_dir: Path, dtype: str = "bf16",
@@ -178,7 +204,7 @@ def write_export(selection: Selection, config: Mapping, out_dir: Path, dtype: st
     (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(config)))
     model = config["model"]
     manifest = redact({
-        "base_model": base_model_reference(model["source"], model.get("config")),
+        "base_model": base_model_reference(model["source"], model.get("config"), model.get("style_loras")),
         "random_weights": selection.random_weights, "origin": selection.origin, "step": selection.step,
         "score": selection.score, "score_weights": config.get("metrics", {}).get("score_weights", {}),
         "scores": selection.scores, "score_info": selection.score_info, "seeds": selection.seeds,
@@ -200,8 +226,7 @@ def write_export(selection: Selection, config: Mapping, out_dir: Path, dtype: st
 def write_merged(manifest: Mapping, out_dir: Path, dtype: torch.dtype) -> Path:
     """The whole inflated UNet (attn_temp and norm_temp included, LoRA fused) as a diffusers model folder."""
     reference = manifest["base_model"]
-    video_unet = tuned_unet(load_base_model(reference["source"], reference.get("config")), manifest,
-                            out_dir / TRAINABLE)
+    video_unet = tuned_unet(load_reference_model(reference), manifest, out_dir / TRAINABLE)
     if manifest["trainable"]["lora_rank"] > 0:
         video_unet.unet.fuse_lora()
         video_unet.unet.unload_lora()
@@ -225,6 +250,8 @@ def model_card(manifest: Mapping) -> str:
     lines += ["## Base model", "",
               f"- source: `{reference['source']}`" + (f" (layout `{reference['config']}`)" if reference["config"] else ""),
               f"- hash: `{reference['hash']}` ({reference['hash_of']})",
+              *[f"- style LoRA fused before tuning: `{lora['path']}` at scale {lora['scale']} "
+                f"(sha256 `{lora['sha256']}`)" for lora in reference.get("style_loras", [])],
               f"- tuned weights: `{TRAINABLE}`, {manifest['trainable']['parameters']:,} parameters in "
               f"{manifest['dtype']} ({', '.join(manifest['trainable']['modules'])}"
               + (f", LoRA rank {manifest['trainable']['lora_rank']})" if manifest["trainable"]["lora_rank"] else ")"),
@@ -242,7 +269,8 @@ def model_card(manifest: Mapping) -> str:
         lines += ["## Trial", "", *[f"- {k}: {v}" for k, v in origin["params"].items()], ""]
     lines += ["## Use", "", "```bash", 'python generate.py <this folder> prompt="a new prompt" seed=' +
               str(manifest["seeds"][0]), "```", "",
-              "`generate.py` rebuilds the base model, checks its hash, inflates it, loads the tuned weights and "
+              "`generate.py` rebuilds the base model (style LoRAs fused at their scales), checks its hashes, "
+              "inflates it, loads the tuned weights and "
               "the inverted latents and renders into `renders/`. The full resolved config is `config.yaml`."]
     if manifest["merged"]:
         lines += ["", f"`{MERGED}/` holds the whole inflated UNet (temporal layers included). Its module layout "
@@ -327,8 +355,7 @@ def render(export: Export, prompts: Sequence[str], seeds: Sequence[int], setting
     """
     manifest = export.manifest
     check_base_model(manifest["base_model"])
-    reference = manifest["base_model"]
-    model = load_base_model(reference["source"], reference.get("config"))
+    model = load_reference_model(manifest["base_model"])
     video_unet = tuned_unet(model, manifest, export.folder / TRAINABLE).to(device)
     half = DTYPES.get(manifest["mixed_precision"])
     vae = model.vae.to(device, half).requires_grad_(False)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping, Sequence
 
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from tav.models import presets
+from tav.models.single_file import load_single_file
+from tav.models.style_lora import check_style_loras, fuse_style_loras
 
 # Stable Diffusion 1.x's noise schedule, used by `tiny` (the official recipe's DDIM settings).
 SD_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
@@ -27,33 +30,42 @@ class BaseModel:
     scheduler_config: dict
     source: str  # what it was loaded from: a hub id, a path, or "tiny"
     random_weights: bool  # True for `tiny`: every score computed from it says so
+    style_loras: list[dict] = field(default_factory=list)  # fused LoRAs, in order: path, scale, sha256
 
 
-def load_base_model(source: str, config: str | None = None) -> BaseModel:
-    """Load from `source`: "tiny", a single-file checkpoint, a local diffusers folder, or a hub id.
+def load_base_model(source: str, config: str | None = None,
+                    style_loras: Sequence[Mapping] | None = None) -> BaseModel:
+    """Load from `source`: "tiny", a single-file checkpoint, a local diffusers folder, or a hub id; then fuse
+    `style_loras` ([{path, scale}], in order) into it.
 
-    Nothing is downloaded: a hub id must already be in the local Hugging Face cache. A single file needs the
-    diffusers layout it follows, `config` (a hub id in the cache or a local folder, e.g. SD-1.5's).
+    Nothing is downloaded: a hub id must already be in the local Hugging Face cache. A single file loads into
+    the SD-1.x layout shipped with the package, or into `config`'s (a local folder or a cached hub id).
     """
+    loras = check_style_loras(style_loras)
     if source == "tiny":
-        return BaseModel(presets.tiny_unet(), presets.tiny_vae(), presets.tiny_text_encoder(), presets.clip_tokenizer(),
-                         dict(SD_SCHEDULER), "tiny", random_weights=True)
-    path = Path(source).expanduser()
-    if path.suffix in SINGLE_FILE_SUFFIXES:
-        if not path.is_file():
-            raise FileNotFoundError(f"model file {path} does not exist; set model.source to an existing "
-                                    f"{'/'.join(SINGLE_FILE_SUFFIXES)} file")
-        pipe = _from_single_file(path, config)
-    elif path.exists() or source.startswith((".", "/", "~")):
-        if not (path / "model_index.json").is_file():
-            raise FileNotFoundError(f"{path} is not a diffusers model folder (no model_index.json); point "
-                                    "model.source at a folder saved with save_pretrained, a hub id or a single file")
-        pipe = _from_pretrained(str(path))
+        pipe = StableDiffusionPipeline(presets.tiny_vae(), presets.tiny_text_encoder(), presets.clip_tokenizer(),
+                                       presets.tiny_unet(), DDIMScheduler.from_config(SD_SCHEDULER),
+                                       safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     else:
-        pipe = _from_pretrained(source)
-    check_architecture(pipe.unet, pipe.text_encoder)
-    return BaseModel(pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer, dict(pipe.scheduler.config),
-                     source, random_weights=False)
+        path = Path(source).expanduser()
+        if path.suffix in SINGLE_FILE_SUFFIXES:
+            if not path.is_file():
+                raise FileNotFoundError(f"model file {path} does not exist; set model.source to an existing "
+                                        f"{'/'.join(SINGLE_FILE_SUFFIXES)} file")
+            pipe = load_single_file(path, config)
+        elif path.exists() or source.startswith((".", "/", "~")):
+            if not (path / "model_index.json").is_file():
+                raise FileNotFoundError(f"{path} is not a diffusers model folder (no model_index.json); point "
+                                        "model.source at a folder saved with save_pretrained, a hub id or a single file")
+            pipe = _from_pretrained(str(path))
+        else:
+            pipe = _from_pretrained(source)
+        check_architecture(pipe.unet, pipe.text_encoder)
+    applied = fuse_style_loras(pipe, loras)
+    tiny = source == "tiny"
+    return BaseModel(pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer,
+                     dict(SD_SCHEDULER) if tiny else dict(pipe.scheduler.config), source, random_weights=tiny,
+                     style_loras=applied)
 
 
 def _from_pretrained(source: str) -> StableDiffusionPipeline:
@@ -64,18 +76,6 @@ def _from_pretrained(source: str) -> StableDiffusionPipeline:
         raise FileNotFoundError(
             f"cannot load '{source}' offline ({str(error).splitlines()[0]}); download it first with "
             f"`huggingface-cli download {source}` or set model.source to a local folder or file") from error
-
-
-def _from_single_file(path: Path, config: str | None) -> StableDiffusionPipeline:
-    if not config:
-        raise ValueError(f"{path.name} is a single-file checkpoint: set model.config to the diffusers layout it "
-                         "follows (a local folder or a cached hub id such as stable-diffusion-v1-5/stable-diffusion-v1-5)")
-    try:
-        return StableDiffusionPipeline.from_single_file(str(path), config=config, local_files_only=True,
-                                                        safety_checker=None, requires_safety_checker=False)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"cannot load {path} with layout '{config}' ({str(error).splitlines()[0]}); check that "
-                         "the file is an SD-1.x checkpoint and model.config names its layout") from error
 
 
 def check_architecture(unet: UNet2DConditionModel, text_encoder: CLIPTextModel) -> None:

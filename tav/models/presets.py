@@ -1,6 +1,10 @@
 """Models built from config with random weights, offline: the `tiny` preset (SD-1.x layout at toy size) and
 the SD-1.5 UNet shape for benchmarks (speed depends on shapes, not weights).
 
+`tiny` keeps the hyperparameters that Stable Diffusion's original checkpoint format fixes and its tensors cannot
+show (8 UNet attention heads, 32 norm groups, CLIP heads of up to 64 channels), so a tiny model written in that
+format loads back as itself (tav.models.single_file infers only what the shapes tell).
+
 The tokenizer is the real CLIP BPE tokenizer, rebuilt from the vocabulary file open_clip ships, so prompts
 tokenize exactly as with Stable Diffusion's tokenizer (same ids, same 77-token limit).
 """
@@ -29,30 +33,31 @@ def clip_tokenizer() -> CLIPTokenizer:
 
 
 def tiny_unet(seed: int = 0) -> UNet2DConditionModel:
-    """Two cross-attention levels of widths 32 and 64, heads of 8 channels' worth: the SD-1.x layout in small."""
+    """Two cross-attention levels of widths 32 and 64 with SD-1.x's 8 heads and 32 norm groups."""
     torch.manual_seed(seed)
     return UNet2DConditionModel(
         sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=32, attention_head_dim=4, norm_num_groups=8,
+        cross_attention_dim=32, attention_head_dim=8, norm_num_groups=32,
     )
 
 
 def tiny_vae(seed: int = 0) -> AutoencoderKL:
-    """Four levels, like SD's VAE, so frames shrink 8x into 4 latent channels."""
+    """Four levels, like SD's VAE, so frames shrink 8x into 4 latent channels; 32 channels for its 32 norm groups."""
     torch.manual_seed(seed)
     return AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16, 16, 16),
+        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(32, 32, 32, 32),
         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-        layers_per_block=1, norm_num_groups=8, sample_size=64,
+        layers_per_block=1, norm_num_groups=32, sample_size=64,
     )
 
 
 def tiny_text_encoder(seed: int = 0) -> CLIPTextModel:
+    """CLIP-L's layout at width 32: one head, as CLIP-L's heads are 64 channels wide."""
     torch.manual_seed(seed)
     config = CLIPTextConfig(vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                            num_attention_heads=4, max_position_embeddings=77, projection_dim=32)
+                            num_attention_heads=1, max_position_embeddings=77, projection_dim=32)
     return CLIPTextModel(config)
 
 
