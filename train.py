@@ -14,11 +14,11 @@ from typing import Sequence
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from tav.data.demo import DEMO_VIDEO
+from tav.data.demo import DEMO_PROMPT, DEMO_VIDEO
 from tav.data.video import load_clip
 from tav.events import ValidationCallback
 from tav.models import load_base_model
-from tav.prompts import build_prompts
+from tav.prompts import build_prompts, measure_overlap, overlap_levels
 from tav.train import StepCallback, TrainResult, TrainSettings, resolve_device, tune
 from tav.validation import ValidationSettings
 
@@ -28,17 +28,37 @@ log = logging.getLogger("tav")
 USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError)
 
 
+PROMPT_KEYS = ("source_subject", "edit_subjects", "target_style", "source_style")
+
+
 def resolve_prompts(cfg: DictConfig) -> tuple[str, list[str], dict]:
-    """The training prompt and the generation prompts: as configured, or built at `prompts.overlap`."""
-    p = cfg.prompts
+    """The training prompt, the generation prompts (as configured, or built at `prompts.overlap`) and their
+    record; warns where a setting would otherwise be ignored or the demo's prompts meet a real clip."""
+    p, data = cfg.prompts, cfg.data
+    if data.video and data.prompt == DEMO_PROMPT:
+        log.warning("data.video is set but data.prompt is still the demo's caption '%s'; set data.prompt to what "
+                    "your clip shows (README: Your own video)", DEMO_PROMPT)
     if p.overlap is None:
-        return cfg.data.prompt, list(cfg.validation.prompts), {"train_prompt": cfg.data.prompt,
-                                                              "generation_prompts": list(cfg.validation.prompts)}
-    pairs = [build_prompts(cfg.data.prompt, p.overlap, source_subject=p.source_subject, edit_subject=subject,
-                           target_style=p.target_style, source_style=p.source_style) for subject in p.edit_subjects]
+        unused = [f"prompts.{k}" for k in PROMPT_KEYS if p.get(k)]
+        if unused:
+            log.warning("%s set but prompts.overlap is null, so unused: validation.prompts are rendered; set "
+                        "prompts.overlap (e.g. 1.0) to build the generation prompts from data.prompt",
+                        ", ".join(unused))
+        prompts = list(cfg.validation.prompts)
+        # Prompts closer to the demo's caption than to this clip's: the demo's, left in place.
+        if data.video and any(measure_overlap(x, DEMO_PROMPT) > measure_overlap(x, data.prompt) for x in prompts):
+            log.warning("data.video is a real clip but validation.prompts are the demo's (%s); set prompts.overlap "
+                        "and prompts.* (README: Your own video) or validation.prompts", "; ".join(prompts))
+        return data.prompt, prompts, {"train_prompt": data.prompt, "generation_prompts": prompts}
+    if not p.edit_subjects:
+        raise ValueError(f"prompts.overlap is {p.overlap} but prompts.edit_subjects is empty; name the subjects to "
+                         "render, e.g. 'prompts.edit_subjects=[astronaut]'")
+    pairs = [build_prompts(data.prompt, p.overlap, source_subject=p.source_subject, edit_subject=subject,
+                           target_style=p.target_style or "", source_style=p.source_style or "")
+             for subject in p.edit_subjects]
     record = {"train_prompt": pairs[0].train_prompt, "generation_prompts": [x.generation_prompt for x in pairs],
-              "overlap_requested": p.overlap,
-              "overlap_measured": sum(x.overlap_measured for x in pairs) / len(pairs)}
+              "overlap_requested": p.overlap, "overlap_measured": pairs[0].overlap_measured,
+              "overlap_levels": overlap_levels(data.prompt, p.source_subject)}
     return pairs[0].train_prompt, record["generation_prompts"], record
 
 
