@@ -18,7 +18,7 @@ from tav.data.demo import DEMO_PROMPT, DEMO_VIDEO
 from tav.data.video import load_clip
 from tav.events import ValidationCallback
 from tav.models import load_base_model
-from tav.prompts import build_prompts, measure_overlap, overlap_levels
+from tav.prompts import build_prompts, measure_overlap, overlap_levels, realised_config
 from tav.train import StepCallback, TrainResult, TrainSettings, resolve_device, tune
 from tav.validation import ValidationSettings
 
@@ -31,24 +31,34 @@ USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError)
 PROMPT_KEYS = ("source_subject", "edit_subjects", "target_style", "source_style")
 
 
-def resolve_prompts(cfg: DictConfig) -> tuple[str, list[str], dict]:
-    """The training prompt, the generation prompts (as configured, or built at `prompts.overlap`) and their
-    record; warns where a setting would otherwise be ignored or the demo's prompts meet a real clip."""
+def prompt_warnings(cfg: DictConfig) -> list[str]:
+    """Prompt settings that would be ignored, and the demo's prompts left in place for a real clip."""
     p, data = cfg.prompts, cfg.data
+    warnings = []
     if data.video and data.prompt == DEMO_PROMPT:
-        log.warning("data.video is set but data.prompt is still the demo's caption '%s'; set data.prompt to what "
-                    "your clip shows (README: Your own video)", DEMO_PROMPT)
+        warnings.append(f"data.video is set but data.prompt is still the demo's caption '{DEMO_PROMPT}'; set "
+                        "data.prompt to what your clip shows (README: Your own video)")
     if p.overlap is None:
         unused = [f"prompts.{k}" for k in PROMPT_KEYS if p.get(k)]
         if unused:
-            log.warning("%s set but prompts.overlap is null, so unused: validation.prompts are rendered; set "
-                        "prompts.overlap (e.g. 1.0) to build the generation prompts from data.prompt",
-                        ", ".join(unused))
-        prompts = list(cfg.validation.prompts)
+            warnings.append(f"{', '.join(unused)} set but prompts.overlap is null, so unused: validation.prompts are "
+                            "rendered; set prompts.overlap (e.g. 1.0) to build the generation prompts from data.prompt")
         # Prompts closer to the demo's caption than to this clip's: the demo's, left in place.
+        prompts = list(cfg.validation.prompts)
         if data.video and any(measure_overlap(x, DEMO_PROMPT) > measure_overlap(x, data.prompt) for x in prompts):
-            log.warning("data.video is a real clip but validation.prompts are the demo's (%s); set prompts.overlap "
-                        "and prompts.* (README: Your own video) or validation.prompts", "; ".join(prompts))
+            warnings.append(f"data.video is a real clip but validation.prompts are the demo's ({'; '.join(prompts)}); "
+                            "set prompts.overlap and prompts.* (README: Your own video) or validation.prompts")
+    return warnings
+
+
+def resolve_prompts(cfg: DictConfig, warn: bool = True) -> tuple[str, list[str], dict]:
+    """The training prompt, the generation prompts (as configured, or built at `prompts.overlap`) and their
+    record; with `warn`, logs prompt_warnings."""
+    p, data = cfg.prompts, cfg.data
+    for warning in prompt_warnings(cfg) if warn else []:
+        log.warning(warning)
+    if p.overlap is None:
+        prompts = list(cfg.validation.prompts)
         return data.prompt, prompts, {"train_prompt": data.prompt, "generation_prompts": prompts}
     if not p.edit_subjects:
         raise ValueError(f"prompts.overlap is {p.overlap} but prompts.edit_subjects is empty; name the subjects to "
@@ -60,6 +70,12 @@ def resolve_prompts(cfg: DictConfig) -> tuple[str, list[str], dict]:
               "overlap_requested": p.overlap, "overlap_measured": pairs[0].overlap_measured,
               "overlap_levels": overlap_levels(data.prompt, p.source_subject)}
     return pairs[0].train_prompt, record["generation_prompts"], record
+
+
+def logged_config(cfg: DictConfig) -> dict:
+    """The resolved config as the run renders it (realised prompts, no unused validation.prompts): what the
+    logs, W&B and exports record."""
+    return realised_config(OmegaConf.to_container(cfg, resolve=True), resolve_prompts(cfg, warn=False)[2])
 
 
 def scoring_callbacks(cfg: DictConfig, device: str) -> list[ValidationCallback]:
@@ -96,7 +112,7 @@ def run_job(cfg: DictConfig) -> dict:
     from tav.tracking import RunTracker
 
     live = _live_trial(cfg)
-    tracker = RunTracker(Path(cfg.output_dir), OmegaConf.to_container(cfg, resolve=True), **cfg.logger,
+    tracker = RunTracker(Path(cfg.output_dir), logged_config(cfg), **cfg.logger,
                          group=cfg.trial.study_name, name=f"trial-{live.number}" if live else None,
                          params=live.params if live else None)
     with tracker:

@@ -36,10 +36,11 @@ List a caption's levels and prompts (what to put in a search space):
 from __future__ import annotations
 
 import argparse
+import json
 import string
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from open_clip.tokenizer import SimpleTokenizer
 
@@ -263,6 +264,20 @@ def search_choice(levels: Sequence[float]) -> str:
         if len(set(rounded)) == len(levels):
             return "choice(" + ", ".join(repr(float(r)) for r in rounded) + ")"
     return "choice(" + ", ".join(repr(level) for level in levels) + ")"
+
+
+def realised_config(config: dict, prompt_record: Mapping) -> dict:
+    """The run config as rendered: the realised prompts and overlap under `prompts`, and no validation.prompts
+    where prompts.overlap replaced them (they were never rendered)."""
+    config = json.loads(json.dumps(config, default=str))
+    if not prompt_record:
+        return config
+    prompts = config.setdefault("prompts", {})
+    prompts.update({k: v for k, v in prompt_record.items()
+                    if k in ("train_prompt", "generation_prompts", "overlap_measured", "overlap_levels")})
+    if prompts.get("overlap") is not None:
+        config.get("validation", {}).pop("prompts", None)
+    return config
 
 
 def main(argv: list[str] | None = None) -> int:
