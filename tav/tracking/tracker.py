@@ -146,11 +146,11 @@ class RunTracker:
             self.log.write("summary", **summary)
             self._to_wandb("the summary", lambda w: w.log_summary({**summary, "state": state, "failure_reason": reason}))
             checkpoint = summary["best_checkpoint"]
-            if self.wandb and checkpoint and Path(checkpoint).is_file():
+            if checkpoint and Path(checkpoint).is_file():
+                files = self._renderable(Path(checkpoint), summary, dict(result or {}))
                 metadata = redact({"step": summary["best_step"], "score": summary["best_score"],
                                    "scores": summary["best_scores"], "random_weights": summary["random_weights"]})
-                self._to_wandb("the model artifact", lambda w: w.log_checkpoint(
-                    self._renderable(Path(checkpoint), summary, dict(result or {})), metadata))
+                self._to_wandb("the model artifact", lambda w: w.log_checkpoint(files, metadata))
         finally:
             try:
                 self._to_wandb("the end of the run", lambda w: w.finish(failed=state == "failed"))
@@ -160,17 +160,20 @@ class RunTracker:
 
     def _renderable(self, checkpoint: Path, summary: Mapping[str, Any], result: Mapping[str, Any]) -> list[Path]:
         """The checkpoint's files and, beside them, the render manifest (export.json) that makes the folder
-        renderable on its own: `python generate.py <checkpoint folder>`."""
+        renderable on its own: `python generate.py <checkpoint folder>`. A config that is not a train.py config
+        (no model, data, train and validation groups) gets no manifest."""
         from tav.export import INVERTED, MANIFEST, render_manifest  # the export layout; imported late (cycle)
 
+        files = [checkpoint, checkpoint.parent / INVERTED]
+        if not {"model", "data", "train", "validation"} <= set(self.config):
+            return [path for path in files if path.is_file()]
         best = self._validations.get(summary["best_step"], {})
         seeds = sorted(best.get("seeds", []), key=lambda s: best.get("seed_scores", {}).get(s, 0.0), reverse=True)
         manifest = render_manifest(self.config, step=summary["best_step"], seeds=seeds,
                                    random_weights=bool(summary["random_weights"]),
                                    parameters=result.get("trainable_parameters"))
         (checkpoint.parent / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        files = [checkpoint, checkpoint.parent / INVERTED, checkpoint.parent / MANIFEST]
-        return [path for path in files if path.is_file()]
+        return [path for path in [*files, checkpoint.parent / MANIFEST] if path.is_file()]
 
     def __enter__(self) -> RunTracker:
         return self
