@@ -79,3 +79,37 @@ def test_an_unknown_study_is_one_clear_line(study_storage, tmp_path):
     done = run_cli("analysis/compare.py", "--storage", study_storage, "--study", "nope", "--out", str(tmp_path))
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "no study 'nope'" in done.stderr and "tav-demo" in done.stderr
+
+
+@pytest.mark.slow
+def test_the_readme_sync_line_uploads_every_run_of_a_sweep(small_sweep):
+    (line,) = [x for x in (ROOT / "README.md").read_text().splitlines() if x.startswith("wandb sync ")]
+    patterns = [p.replace("outputs/sweeps/tav-demo/", "") for p in line.split("#")[0].split()[2:]]
+    synced = {p for pattern in patterns for p in small_sweep.glob(pattern)}
+    runs = set(small_sweep.rglob("offline-run-*"))
+    assert synced == runs and len(runs) == 3 + 1  # every trial's run and the study-summary run
+
+
+@pytest.mark.slow
+def test_a_sweeps_console_shows_progress_not_known_library_notices(small_sweep):
+    console = (small_sweep / "console.txt").read_text()
+    assert "trial 0 complete" in console and "Pareto-optimal" in console
+    for notice in ("ExperimentalWarning", "Heartbeat of storage", "No pretrained weights loaded", "wandb:"):
+        assert notice not in console, notice
+
+
+def test_known_warning_filters_keep_other_warnings():
+    import warnings
+
+    from optuna.exceptions import ExperimentalWarning
+
+    from tav.known_warnings import silence_known_warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        silence_known_warnings()
+        warnings.warn_explicit("fail_stale_trials is experimental", ExperimentalWarning, "x.py", 1, module="sweeps.sweeper")
+        warnings.warn_explicit("fail_stale_trials is experimental", ExperimentalWarning, "x.py", 1, module="mine")
+        warnings.warn_explicit("something else is experimental", ExperimentalWarning, "x.py", 1, module="sweeps.summary")
+    assert [(str(w.message), w.filename) for w in caught] == [("fail_stale_trials is experimental", "x.py"),
+                                                             ("something else is experimental", "x.py")]

@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -172,3 +175,39 @@ def test_a_real_clip_with_the_demos_prompts_warns(caplog):
 def test_overlap_without_edit_subjects_is_an_error_naming_the_key(caplog):
     with pytest.raises(ValueError, match="prompts.edit_subjects is empty"):
         resolved(caplog, "prompts.edit_subjects=[]")
+
+
+# README "Your own video": its commands, as written, CPU-sized.
+
+def readme_commands(start: str) -> list[str]:
+    section = (ROOT / "README.md").read_text().split("## Your own video")[1].split("\n## ")[0]
+    return [line for line in section.splitlines() if line.startswith(start)]
+
+
+def test_the_readme_levels_command_prints_what_the_readme_shows(capsys):
+    (command,) = readme_commands("python -m tav.prompts")
+    assert main(shlex.split(command)[3:]) == 0
+    printed = capsys.readouterr().out
+    assert printed.strip() in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.slow
+def test_the_readme_run_and_sweep_on_a_real_clip(shared_video, tmp_path):
+    cpu_sized = ["model=tiny", "metrics=tiny", "train.device=cpu", "data.n_frames=4", "data.height=32", "data.width=32",
+                 "validation.every_n_steps=2", "validation.inversion_steps=2", "validation.sampling_steps=2",
+                 "validation.seeds=[0]", "metrics.scorer.flow_threads=1", "logger=none"]
+    (train_line,) = readme_commands("python train.py")
+    (sweep_line,) = readme_commands("python sweep.py")
+    # A searched max_steps: the baseline trial would put back the official 500 over a fixed one.
+    for line, extra in ((train_line, ["train.max_steps=2", f"hydra.run.dir={tmp_path / 'run'}"]),
+                        (sweep_line, ["train.max_steps=int(interval(2,3))", "hydra.sweeper.n_trials=1", f"hydra.sweep.dir={tmp_path}"])):
+        command = [sys.executable, *[a.replace("/path/man-surfing.mp4", str(shared_video))
+                                     for a in shlex.split(line)[1:] if a != "model=sd15"], *cpu_sized, *extra]
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "demo's" not in done.stdout + done.stderr  # no warning: the caption and prompts are the clip's
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["extra"]["generation_prompts"] == ["an astronaut is surfing in clip art style"]
+    assert result["extra"]["train_prompt"] == "a man is surfing"
+    trial = json.loads((tmp_path / "sweep_summary.json").read_text())["trials"][0]
+    assert trial["state"] == "complete" and trial["params"]["prompts.overlap"] in (0.0, 1.0)
