@@ -83,9 +83,13 @@ def trial_row(trial: FrozenTrial, names: list[str], pareto: set[int]) -> dict:
 
 
 def best_clips(validations: list[dict], step: int | None, seed: int | None) -> list[dict]:
-    """The best step's clips of the best seed (one per prompt) whose files exist."""
-    return [c for v in validations if v["step"] == step for c in v["clips"]
-            if (seed is None or c["seed"] == seed) and Path(c["gif"]).is_file()]
+    """The best step's clips of the best seed (without one, the first seed of each prompt) whose files exist."""
+    clips = [c for v in validations if v["step"] == step for c in v["clips"]
+             if (seed is None or c["seed"] == seed) and Path(c["gif"]).is_file()]
+    first: dict[str, dict] = {}
+    for clip in clips:
+        first.setdefault(clip["prompt"], clip)
+    return list(first.values())
 
 
 def top_trials(rows: list[dict]) -> list[dict]:
@@ -234,8 +238,8 @@ def clip_grid(top: list[dict], out_dir: Path) -> str:
             figures.append(f"<figure><img class='clip' src='clips/{html.escape(name)}' alt='{html.escape(clip['prompt'])}'>"
                            f"<figcaption>{html.escape(clip['prompt'])}<br>seed {clip['seed']}"
                            + (f", score {score:.4g}" if score is not None else "") + "</figcaption></figure>")
-        title = (f"{_label(row)}{' &#9733; Pareto' if row['pareto'] else ''}: step {row['best_step']}, "
-                 f"seed {row['best_seed']}, score {_cell(row['score'])}")
+        title = (f"{_label(row)}{' &#9733; Pareto' if row['pareto'] else ''}: step {_cell(row['best_step'])}, "
+                 f"seed {_cell(row['best_seed'])}, score {_cell(row['score'])}")
         blocks.append(f"<section class='trial'><h3>{title}</h3><div class='row'>{''.join(figures)}</div></section>")
     return "".join(blocks) or "<p>No trial has clips on disk.</p>"
 

@@ -91,7 +91,7 @@ class WandbRun:
 
     def __init__(self, run, log_videos: bool = True):
         self.run = run
-        self.mode = "offline" if run.settings._offline else run.settings.mode
+        self.mode = run.settings.mode
         self.log_videos = log_videos
         self._table: wandb.Table | None = None
         self._score_names: list[str] = []
