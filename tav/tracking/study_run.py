@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from tav.tracking.secrets import redact, redact_text
+from tav.tracking.secrets import redact, redacted_error
 from tav.tracking.wandb_run import resolve_mode, settings, start_run
 
 log = logging.getLogger(__name__)
@@ -44,11 +44,11 @@ def log_study(summary: Mapping[str, Any], plots: Mapping[str, Path], *, dir: Pat
         run.summary.update({"pareto_trials": summary["pareto_trials"], **summary["counts"]})
     except Exception as error:  # the summary is also in sweep_summary.json: W&B must not fail the sweep
         log.warning("W&B could not log the study summary (%s); sweep_summary.json has it",
-                    redact_text(f"{type(error).__name__}: {error}".splitlines()[0]))
+                    redacted_error(error))
     finally:
         try:
             run.finish()
         except Exception as error:
             log.warning("W&B could not close the study summary run (%s)",
-                        redact_text(f"{type(error).__name__}: {error}".splitlines()[0]))
+                        redacted_error(error))
     return run.id

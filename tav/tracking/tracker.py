@@ -23,7 +23,7 @@ from optuna.exceptions import TrialPruned
 
 from tav.events import ValidationEvent
 from tav.tracking.jsonl import JsonlLog
-from tav.tracking.secrets import redact, redact_text
+from tav.tracking.secrets import redact, redact_text, redacted_error
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class RunTracker:
             call(self.wandb)
         except Exception as error:
             log.warning("W&B stopped logging at %s (%s); the run goes on and log.jsonl has everything",
-                        what, redact_text(f"{type(error).__name__}: {error}".splitlines()[0]))
+                        what, redacted_error(error))
             broken, self.wandb = self.wandb, None
             try:
                 broken.finish(failed=True)

@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 import wandb
 
 from tav.events import ValidationEvent
-from tav.tracking.secrets import redact, redact_text
+from tav.tracking.secrets import redact, redact_text, redacted_error
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +59,12 @@ def start_run(mode: str, **init: Any):
         try:
             return wandb.init(mode="online", **init)
         except Exception as error:  # a rejected key, a server error, a timeout: any of them, W&B goes offline
-            problem = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-    modes = ["offline"] if mode in ("online", "offline") else [mode]
+            problem = redacted_error(error)
     try:
-        run = wandb.init(mode=modes[0], **init)
+        run = wandb.init(mode="offline" if mode == "online" else mode, **init)
     except Exception as error:
-        log.warning("W&B is off for this run (%s); log.jsonl has everything", redact_text(
-            f"{problem + '; ' if problem else ''}{type(error).__name__}: {error}".splitlines()[0]))
+        log.warning("W&B is off for this run (%s%s); log.jsonl has everything",
+                    f"{redact_text(problem)}; " if problem else "", redacted_error(error))
         return None
     if problem:
         log.warning("W&B runs offline (%s); upload later with `wandb sync %s`", redact_text(problem),
