@@ -18,7 +18,7 @@ from tav.data.demo import DEMO_PROMPT, DEMO_VIDEO
 from tav.data.video import load_clip
 from tav.events import ValidationCallback
 from tav.models import load_base_model
-from tav.prompts import build_prompts, measure_overlap, overlap_levels, realised_config
+from tav.prompts import build_prompts, measure_overlap, overlap_levels, realised_config, search_choice
 from tav.train import StepCallback, TrainResult, TrainSettings, resolve_device, tune
 from tav.validation import ValidationSettings
 
@@ -38,6 +38,12 @@ def prompt_warnings(cfg: DictConfig) -> list[str]:
     if data.video and data.prompt == DEMO_PROMPT:
         warnings.append(f"data.video is set but data.prompt is still the demo's caption '{DEMO_PROMPT}'; set "
                         "data.prompt to what your clip shows (README: Your own video)")
+    if p.overlap is not None and p.source_subject and 0 <= p.overlap <= 1:
+        levels = overlap_levels(data.prompt, p.source_subject)
+        # choice() values are rounded (0.33 for 1/3); a value further from every level is a different caption's.
+        if min(abs(p.overlap - level) for level in levels) > 0.01:
+            warnings.append(f"prompts.overlap={p.overlap} is not a level of '{data.prompt}', so it renders the nearest "
+                            f"one; search over its levels: prompts.overlap={search_choice(levels)}")
     if p.overlap is None:
         unused = [f"prompts.{k}" for k in PROMPT_KEYS if p.get(k)]
         if unused:

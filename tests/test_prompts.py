@@ -172,6 +172,15 @@ def test_a_real_clip_with_the_demos_prompts_warns(caplog):
     assert len(warnings) == 1 and "validation.prompts are the demo's" in warnings[0]
 
 
+def test_an_overlap_that_is_not_a_level_of_the_caption_warns_with_the_levels(caplog):
+    (_, prompts, _), warnings = resolved(caplog, "prompts.overlap=0.8")
+    assert prompts[0] == "a cube is rolling on the grass in clip art style"  # the nearest level, 1.0
+    assert warnings == [f"prompts.overlap=0.8 is not a level of '{DEMO}', so it renders the nearest one; search over "
+                        "its levels: prompts.overlap=choice(0.0, 0.5, 1.0)"]
+    _, warnings = resolved(caplog, "prompts.overlap=0.5")
+    assert warnings == []
+
+
 def test_overlap_without_edit_subjects_is_an_error_naming_the_key(caplog):
     with pytest.raises(ValueError, match="prompts.edit_subjects is empty"):
         resolved(caplog, "prompts.edit_subjects=[]")
