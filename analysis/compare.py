@@ -205,7 +205,9 @@ def trials_table(rows: list[dict], names: list[str], page_dir: Path) -> str:
             _link(r["run_dir"], "run", page_dir), _link(r["run_dir"] and r["run_dir"] / LOG_NAME, "log", page_dir),
             *[_link(c["mp4"], f"mp4 p{i}", page_dir) for i, c in enumerate(r["best_clips"])]]))
         if r["wandb_run_id"]:
-            links += f" W&amp;B run <code>{html.escape(r['wandb_run_id'])}</code>"
+            offline = sorted(r["run_dir"].glob(f"wandb/*-run-*-{r['wandb_run_id']}")) if r["run_dir"] else []
+            links += " " + (_link(offline[0], f"W&B {r['wandb_run_id']}", page_dir) if offline
+                            else f"W&amp;B <code>{html.escape(r['wandb_run_id'])}</code>")
         cells = [f"{r['number']}{' (baseline)' if r['baseline'] else ''}", r["state"], "&#9733;" if r["pareto"] else "",
                  *[_cell(r["values"].get(n)) + (mark if n in r["values"] else "") for n in names],
                  _cell(r["score"]) + (mark if r["score"] is not None else ""), _cell(r["best_step"]),

@@ -253,6 +253,9 @@ def test_failed_run_is_finished_and_the_exception_propagates(wandb_env):
     summary = {k: v for s in of_type(records, "summary") for k, v in updates(s.update).items()}
     assert summary["state"] == "failed" and summary["failure_reason"] == "RuntimeError: out of memory"
     assert summary["best_step"] == 1  # the best seen so far, without a result
+    # Its best checkpoint so far is the run's model artifact (no render manifest: this is no train.py config).
+    (model,) = [a for a in of_type(records, "artifact") if a.type == "model"]
+    assert {c.path for c in model.manifest.contents} == {"trainable.safetensors", "inverted_latents.safetensors"}
 
 
 def test_pruned_trial_finishes_as_pruned(wandb_env):

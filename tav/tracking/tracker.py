@@ -105,7 +105,7 @@ class RunTracker:
             if clip.scores.get("score") is not None:
                 seed_scores.setdefault(clip.seed, []).append(clip.scores["score"])
         self._validations[event.step] = {"score": event.score, "scores": dict(event.scores),
-                                         "checkpoint": event.checkpoint_path,
+                                         "checkpoint": str(event.checkpoint_path),
                                          "seeds": list(dict.fromkeys(c.seed for c in event.clips)),
                                          "seed_scores": {seed: mean(v) for seed, v in seed_scores.items()}}
         self.log.write("validation", step=event.step, score=event.score, scores=dict(event.scores),
@@ -126,7 +126,8 @@ class RunTracker:
         best_score = result.get("best_score", scored.get(best_step))
         return {"best_step": best_step, "best_score": best_score,
                 "best_scores": self._validations.get(best_step, {}).get("scores", {}),
-                "best_checkpoint": result.get("best_checkpoint"),
+                # A pruned or failed run has no result: its best validation so far still names its checkpoint.
+                "best_checkpoint": result.get("best_checkpoint") or self._validations.get(best_step, {}).get("checkpoint"),
                 "random_weights": result.get("random_weights", self._random_weights),
                 "last_step": self._last_step[0] if self._last_step else None,
                 "final_loss": self._last_step[1] if self._last_step else None}
