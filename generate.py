@@ -6,11 +6,14 @@
 Keys: prompt | prompts (default: the export's generation prompts), seed | seeds (default: the export's best
 seed), noise_mix, guidance_scale, sampling_steps, batch_size, fps (default: the export's validation settings),
 device (default: the export's train.device; auto picks cuda when there is one), out (default: <export>/renders).
-Writes <out>/<prompt>_seed<seed>.mp4 and .gif.
+Writes <out>/<prompt>_seed<seed>.mp4 and .gif, and beside them <prompt>_seed<seed>.json: the prompt, seed,
+render settings and the export it came from. The folder may also be a run's checkpoint folder
+(checkpoints/step_<n>/, which holds the same export.json render manifest).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -48,7 +51,17 @@ def generate(folder: Path, options: dict) -> list[Path]:
         stem = export.clip_stem(out_dir, clip)
         written.append(write_mp4(clip.frames, stem.with_suffix(".mp4"), fps))
         write_gif(clip.frames, stem.with_suffix(".gif"), fps)
+        stem.with_suffix(".json").write_text(json.dumps(sidecar(loaded, clip, settings, device), indent=2))
     return written
+
+
+def sidecar(loaded: export.Export, clip: export.RenderedFrames, settings: dict, device) -> dict:
+    """What a render was made from: enough to make it again."""
+    manifest = loaded.manifest
+    return {"prompt": clip.prompt, "seed": clip.seed, "settings": {**manifest["render"], **settings},
+            "device": str(device), "export": str(loaded.folder.resolve()), "step": manifest["step"],
+            "origin": manifest.get("origin"), "train_prompt": manifest["train_prompt"],
+            "base_model": manifest["base_model"], "random_weights": manifest["random_weights"]}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,11 +14,11 @@ from typing import Sequence
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from tav.data.demo import DEMO_VIDEO
+from tav.data.demo import DEMO_PROMPT, DEMO_VIDEO
 from tav.data.video import load_clip
 from tav.events import ValidationCallback
 from tav.models import load_base_model
-from tav.prompts import build_prompts
+from tav.prompts import build_prompts, measure_overlap, overlap_levels, realised_config, search_choice
 from tav.timing import PhaseTimer, for_device
 from tav.train import (PreparedModel, StepCallback, TrainResult, TrainSettings, prepare, prepare_key, resolve_device,
                        tune)
@@ -30,18 +30,60 @@ log = logging.getLogger("tav")
 USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError)
 
 
-def resolve_prompts(cfg: DictConfig) -> tuple[str, list[str], dict]:
-    """The training prompt and the generation prompts: as configured, or built at `prompts.overlap`."""
-    p = cfg.prompts
+PROMPT_KEYS = ("source_subject", "edit_subjects", "target_style", "source_style")
+
+
+def prompt_warnings(cfg: DictConfig) -> list[str]:
+    """Prompt settings that would be ignored, and the demo's prompts left in place for a real clip."""
+    p, data = cfg.prompts, cfg.data
+    warnings = []
+    if data.video and data.prompt == DEMO_PROMPT:
+        warnings.append(f"data.video is set but data.prompt is still the demo's caption '{DEMO_PROMPT}'; set "
+                        "data.prompt to what your clip shows (README: Your own video)")
+    if p.overlap is not None and p.source_subject and 0 <= p.overlap <= 1:
+        levels = overlap_levels(data.prompt, p.source_subject)
+        # choice() values are rounded (0.33 for 1/3); a value further from every level is a different caption's.
+        if min(abs(p.overlap - level) for level in levels) > 0.01:
+            warnings.append(f"prompts.overlap={p.overlap} is not a level of '{data.prompt}', so it renders the nearest "
+                            f"one; search over its levels: prompts.overlap={search_choice(levels)}")
     if p.overlap is None:
-        return cfg.data.prompt, list(cfg.validation.prompts), {"train_prompt": cfg.data.prompt,
-                                                              "generation_prompts": list(cfg.validation.prompts)}
-    pairs = [build_prompts(cfg.data.prompt, p.overlap, source_subject=p.source_subject, edit_subject=subject,
-                           target_style=p.target_style, source_style=p.source_style) for subject in p.edit_subjects]
+        unused = [f"prompts.{k}" for k in PROMPT_KEYS if p.get(k)]
+        if unused:
+            warnings.append(f"{', '.join(unused)} set but prompts.overlap is null, so unused: validation.prompts are "
+                            "rendered; set prompts.overlap (e.g. 1.0) to build the generation prompts from data.prompt")
+        # Prompts closer to the demo's caption than to this clip's: the demo's, left in place.
+        prompts = list(cfg.validation.prompts)
+        if data.video and any(measure_overlap(x, DEMO_PROMPT) > measure_overlap(x, data.prompt) for x in prompts):
+            warnings.append(f"data.video is a real clip but validation.prompts are the demo's ({'; '.join(prompts)}); "
+                            "set prompts.overlap and prompts.* (README: Your own video) or validation.prompts")
+    return warnings
+
+
+def resolve_prompts(cfg: DictConfig, warn: bool = True) -> tuple[str, list[str], dict]:
+    """The training prompt, the generation prompts (as configured, or built at `prompts.overlap`) and their
+    record; with `warn`, logs prompt_warnings."""
+    p, data = cfg.prompts, cfg.data
+    for warning in prompt_warnings(cfg) if warn else []:
+        log.warning(warning)
+    if p.overlap is None:
+        prompts = list(cfg.validation.prompts)
+        return data.prompt, prompts, {"train_prompt": data.prompt, "generation_prompts": prompts}
+    if not p.edit_subjects:
+        raise ValueError(f"prompts.overlap is {p.overlap} but prompts.edit_subjects is empty; name the subjects to "
+                         "render, e.g. 'prompts.edit_subjects=[astronaut]'")
+    pairs = [build_prompts(data.prompt, p.overlap, source_subject=p.source_subject, edit_subject=subject,
+                           target_style=p.target_style or "", source_style=p.source_style or "")
+             for subject in p.edit_subjects]
     record = {"train_prompt": pairs[0].train_prompt, "generation_prompts": [x.generation_prompt for x in pairs],
-              "overlap_requested": p.overlap,
-              "overlap_measured": sum(x.overlap_measured for x in pairs) / len(pairs)}
+              "overlap_requested": p.overlap, "overlap_measured": pairs[0].overlap_measured,
+              "overlap_levels": overlap_levels(data.prompt, p.source_subject)}
     return pairs[0].train_prompt, record["generation_prompts"], record
+
+
+def logged_config(cfg: DictConfig) -> dict:
+    """The resolved config as the run renders it (realised prompts, no unused validation.prompts): what the
+    logs, W&B and exports record."""
+    return realised_config(OmegaConf.to_container(cfg, resolve=True), resolve_prompts(cfg, warn=False)[2])
 
 
 _SCORERS: dict[str, object] = {}  # the last scorer (CLIP backbone), reused by later runs in this process
@@ -111,7 +153,7 @@ def run_job(cfg: DictConfig) -> dict:
     from tav.tracking import RunTracker
 
     live = _live_trial(cfg)
-    tracker = RunTracker(Path(cfg.output_dir), OmegaConf.to_container(cfg, resolve=True), **cfg.logger,
+    tracker = RunTracker(Path(cfg.output_dir), logged_config(cfg), **cfg.logger,
                          group=cfg.trial.study_name, name=f"trial-{live.number}" if live else None,
                          params=live.params if live else None)
     with tracker:

@@ -3,19 +3,24 @@
 Choosing a trial of a study by policy is sweeps/select.py's job.
 
 An export folder holds:
-  README.md                      model card: scores with definitions and backbones, seeds, prompts, preview
+  README.md                      model card: source clip, scores with definitions and backbones, seeds, prompts
   export.json                    manifest: base-model reference and hash, step, ranked seeds, prompts, scores
-  config.yaml                    the run's resolved config, secrets masked
+  config.yaml                    the run's resolved config with the prompts it rendered, secrets masked
   trainable.safetensors          the tuned weights only (bf16 by default; fp32 renders bit for bit as validation did)
   inverted_latents.safetensors   the DDIM-inverted source latents the best step rendered from (fp32, as written)
   preview/                       the best step's validation clips of the best seed (mp4 + gif)
   unet/                          only with merge: the whole inflated UNet (diffusers save_pretrained, safetensors)
+Every file gets the mode the user's umask gives a new file (safetensors writes its files 0600).
+
+The render part of the manifest (render_manifest) is also written beside a run's best checkpoint and logged
+with it as the W&B model artifact, so a checkpoint folder renders on its own with generate.py.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -32,6 +37,7 @@ from tav import pipeline
 from tav.models import BaseModel, VideoUNet, inflate_unet, load_base_model, load_trainable, presets
 from tav.models.lora import add_lora
 from tav.models.style_lora import check_style_loras, file_sha256
+from tav.prompts import realised_config
 from tav.tracking import LOG_NAME, read_log, redact, redact_text
 from tav.train import DTYPES
 from tav.validation import ValidationSettings, Validator, best_validation, prompt_slug, scores_by
@@ -62,6 +68,8 @@ class Selection:
     prompts: list[str]
     clips: list[dict]  # the step's validation clips: prompt, seed, mp4, gif, scores
     origin: dict = field(default_factory=dict)  # study, trial, policy, values, params; or the run folder
+    parameters: int | None = None  # parameters the run trained (result.json's count)
+    prompt_record: dict = field(default_factory=dict)  # the run's realised prompts and overlap
 
 
 def select_run(run_dir: Path, step: int | None = None) -> Selection:
@@ -72,10 +80,12 @@ def select_run(run_dir: Path, step: int | None = None) -> Selection:
         raise FileNotFoundError(f"{result_path} does not exist; export a run that finished (train.py writes it)")
     result = json.loads(result_path.read_text())
     record = best_validation(result["validations"], result["best_step"] if step is None else step)
+    kept = [v["step"] for v in result["validations"] if v.get("checkpoint")]
+    if not record.get("checkpoint") or not Path(record["checkpoint"]).is_file() \
+            or not (Path(record["checkpoint"]).parent / INVERTED).is_file():
+        raise FileNotFoundError(f"the checkpoint of step {record['step']} of {run_dir} is gone (validation.keep_best_k "
+                                f"removed it); pick a step that was kept: {kept}")
     checkpoint_dir = Path(record["checkpoint"]).parent
-    if not (checkpoint_dir / INVERTED).is_file() or not Path(record["checkpoint"]).is_file():
-        raise FileNotFoundError(f"checkpoint of step {record['step']} is gone from {checkpoint_dir} "
-                                "(validation.keep_best_k removed it); pick a step that was kept")
     seed_scores = {seed: s["score"] for seed, s in scores_by(record, "seed").items() if "score" in s}
     prompt_scores = {p: s["score"] for p, s in scores_by(record, "prompt").items() if "score" in s}
     panel_seeds = list(dict.fromkeys(c["seed"] for c in record["clips"]))
@@ -89,7 +99,8 @@ def select_run(run_dir: Path, step: int | None = None) -> Selection:
         seeds=sorted(panel_seeds, key=lambda s: (seed_scores.get(str(s), 0.0), str(s)), reverse=True),
         seed_scores=seed_scores, best_prompt=max(panel_prompts, key=lambda p: (prompt_scores.get(p, 0.0), p)),
         train_prompt=extra.get("train_prompt", ""), prompts=extra.get("generation_prompts", panel_prompts),
-        clips=record["clips"], origin={"run": str(run_dir)})
+        clips=record["clips"], origin={"run": str(run_dir)}, parameters=result.get("trainable_parameters"),
+        prompt_record=dict(extra))
 
 
 def _score_info(run_dir: Path, step: int) -> dict[str, dict]:
@@ -190,7 +201,7 @@ def write_export(selection: Selection, config: Mapping, out_dir: Path, dtype: st
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} is not empty; export into a new folder")
     (out_dir / "preview").mkdir(parents=True, exist_ok=True)
-    config = redact(dict(config))
+    config = redact(realised_config(dict(config), selection.prompt_record))
     weights = load_file(str(selection.checkpoint_dir / TRAINABLE))
     save_file({k: v.to(DTYPES[dtype]) if v.is_floating_point() else v for k, v in weights.items()},
               str(out_dir / TRAINABLE), metadata={"step": str(selection.step), "dtype": dtype})
@@ -202,25 +213,53 @@ def write_export(selection: Selection, config: Mapping, out_dir: Path, dtype: st
                 preview.append(f"preview/{Path(clip[kind]).name}")
                 shutil.copyfile(clip[kind], out_dir / preview[-1])
     (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(config)))
-    model = config["model"]
     manifest = redact({
-        "base_model": base_model_reference(model["source"], model.get("config"), model.get("style_loras")),
-        "random_weights": selection.random_weights, "origin": selection.origin, "step": selection.step,
-        "score": selection.score, "score_weights": config.get("metrics", {}).get("score_weights", {}),
-        "scores": selection.scores, "score_info": selection.score_info, "seeds": selection.seeds,
-        "seed_scores": selection.seed_scores, "best_prompt": selection.best_prompt,
-        "train_prompt": selection.train_prompt, "prompts": selection.prompts, "dtype": dtype,
-        "trainable": {"modules": list(config["train"]["trainable_modules"]), "lora_rank": config["train"]["lora_rank"],
-                      "seed": config["train"]["seed"], "parameters": sum(v.numel() for v in weights.values())},
-        "render": {k: config["validation"][k] for k in RENDER_KEYS},
-        "mixed_precision": config["train"]["mixed_precision"], "device": config["train"]["device"],
+        **render_manifest(config, step=selection.step, seeds=selection.seeds, random_weights=selection.random_weights,
+                          parameters=selection.parameters, train_prompt=selection.train_prompt or None,
+                          prompts=selection.prompts),
+        "origin": selection.origin, "score": selection.score,
+        "score_weights": config.get("metrics", {}).get("score_weights", {}),
+        "scores": selection.scores, "score_info": selection.score_info,
+        "seed_scores": selection.seed_scores, "best_prompt": selection.best_prompt, "dtype": dtype,
         "preview": preview, "merged": MERGED if merge else None,
     })
     if merge:
         write_merged(manifest, out_dir, DTYPES[dtype])
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))
     (out_dir / "README.md").write_text(redact_text(model_card(manifest)))
+    user_file_modes(out_dir)
     return manifest
+
+
+def render_manifest(config: Mapping, *, step: int, seeds: Sequence[int], random_weights: bool,
+                    parameters: int | None, train_prompt: str | None = None,
+                    prompts: Sequence[str] | None = None) -> dict:
+    """What rendering from tuned weights needs (generate.py reads it): the base model and its hash, the tuned
+    modules, the source clip, the prompts, the ranked seeds and the validation's render settings. Prompts
+    default to the run config's realised ones (realised_config)."""
+    model, train, data, validation = config["model"], config["train"], config["data"], config["validation"]
+    realised = config.get("prompts") or {}
+    return {
+        "base_model": base_model_reference(model["source"], model.get("config"), model.get("style_loras")),
+        "random_weights": random_weights, "step": step, "seeds": list(seeds),
+        "train_prompt": train_prompt or realised.get("train_prompt") or data["prompt"],
+        "prompts": list(prompts or realised.get("generation_prompts") or validation.get("prompts") or []),
+        "overlap": realised.get("overlap_measured"),
+        "source": {"video": data.get("video") or "the shipped demo clip (tav/assets/demo.mp4)",
+                   **{k: data.get(k) for k in ("prompt", "n_frames", "start", "stride", "height", "width")}},
+        "trainable": {"modules": list(train["trainable_modules"]), "lora_rank": train["lora_rank"],
+                      "seed": train["seed"], "parameters": parameters},
+        "render": {k: validation[k] for k in RENDER_KEYS},
+        "mixed_precision": train["mixed_precision"], "device": train["device"],
+    }
+
+
+def user_file_modes(folder: Path) -> None:
+    """Give every file under `folder` the mode a new file gets under the user's umask (safetensors writes 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in [Path(folder), *Path(folder).rglob("*")]:
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def write_merged(manifest: Mapping, out_dir: Path, dtype: torch.dtype) -> Path:
@@ -252,12 +291,18 @@ def model_card(manifest: Mapping) -> str:
               f"- hash: `{reference['hash']}` ({reference['hash_of']})",
               *[f"- style LoRA fused before tuning: `{lora['path']}` at scale {lora['scale']} "
                 f"(sha256 `{lora['sha256']}`)" for lora in reference.get("style_loras", [])],
-              f"- tuned weights: `{TRAINABLE}`, {manifest['trainable']['parameters']:,} parameters in "
+              f"- tuned weights: `{TRAINABLE}`, {_count(manifest['trainable']['parameters'])} trained parameters in "
               f"{manifest['dtype']} ({', '.join(manifest['trainable']['modules'])}"
               + (f", LoRA rank {manifest['trainable']['lora_rank']})" if manifest["trainable"]["lora_rank"] else ")"),
               f"- inverted source latents: `{INVERTED}`", ""]
+    source = manifest["source"]
+    lines += ["## Source clip", "", f"- video: `{source['video']}`, caption \"{source['prompt']}\"",
+              f"- frames: {source['n_frames']} from frame {source['start']}, every {source['stride']}, at "
+              f"{source['height']}x{source['width']} (resized to cover, centre-cropped)", ""]
     lines += _score_lines(manifest)
     lines += ["## Prompts and seeds", "", f"- training prompt: \"{manifest['train_prompt']}\"",
+              *([f"- prompt overlap: {manifest['overlap']:.3g} (share of the caption kept; tav/prompts.py)"]
+                if manifest.get("overlap") is not None else []),
               *[f"- generation prompt: \"{p}\"" + (" (best)" if p == manifest["best_prompt"] else "")
                 for p in manifest["prompts"]],
               "- seeds, best first: " + ", ".join(
@@ -277,6 +322,10 @@ def model_card(manifest: Mapping) -> str:
                   "is not a stock UNet2DConditionModel, so load it with:", "", "```python",
                   "from tav.export import load_merged", f"video_unet = load_merged('<this folder>/{MERGED}')", "```"]
     return "\n".join(lines) + "\n"
+
+
+def _count(parameters: int | None) -> str:
+    return "an unrecorded number of" if parameters is None else f"{parameters:,}"
 
 
 def _score_lines(manifest: Mapping) -> list[str]:

@@ -77,6 +77,9 @@ class TrainResult:
     def as_record(self) -> dict:
         record = {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items() if k != "losses"}
         record["final_loss"] = self.losses[-1] if self.losses else None
+        # keep_best_k deleted the other steps' checkpoints: the record points only at files that exist.
+        record["validations"] = [{**v, "checkpoint": v["checkpoint"] if Path(v["checkpoint"] or "").is_file() else None}
+                                 for v in self.validations]
         return record
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import optuna
 import pytest
 import torch
+from omegaconf import OmegaConf
 from optuna.trial import TrialState
 from safetensors.torch import load_file
 
@@ -23,11 +24,6 @@ from tav.models import presets
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "sk-secret-123"
-# A small study (3 trials, 2 seeds, 4 frames of 32x32); batch_size=1 so batching cannot change float rounding.
-STUDY_OVERRIDES = ["hydra.sweeper.n_trials=3", "data.n_frames=4", "data.height=32", "data.width=32",
-                   "validation.every_n_steps=2", "validation.inversion_steps=2", "validation.sampling_steps=2",
-                   "validation.seeds=[0,1]", "validation.batch_size=1", "train.max_steps=int(interval(2,4))",
-                   "logger=none"]
 
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -35,16 +31,10 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                           env={**os.environ, "WANDB_MODE": "disabled", **(env or {})})
 
 
-def build_study(sweep_dir: Path) -> tuple[str, optuna.Study]:
-    done = run_cli("sweep.py", "-m", *STUDY_OVERRIDES, f"hydra.sweep.dir={sweep_dir}")
-    assert done.returncode == 0, done.stderr[-3000:]
-    storage = f"sqlite:///{sweep_dir / 'study.db'}"
-    return storage, optuna.load_study(study_name="tav-demo", storage=storage)
-
-
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    return build_study(tmp_path_factory.mktemp("study"))
+def study(study_storage):
+    """The small study of conftest.py (batch_size=1, so batching cannot change float rounding)."""
+    return study_storage, optuna.load_study(study_name="tav-demo", storage=study_storage)
 
 
 def complete(study: optuna.Study) -> list:
@@ -74,6 +64,30 @@ def test_rendering_an_export_reproduces_its_validation_clip_exactly(study, tmp_p
     np.testing.assert_array_equal(decoded(rendered), decoded(validation))
     assert rendered.read_bytes() == validation.read_bytes()
     assert rendered.with_suffix(".gif").is_file()
+    sidecar = json.loads(rendered.with_suffix(".json").read_text())
+    assert (sidecar["prompt"], sidecar["seed"], sidecar["step"]) == (manifest["best_prompt"], manifest["seeds"][0],
+                                                                    manifest["step"])
+    assert sidecar["settings"] == manifest["render"] and sidecar["export"] == str(folder.resolve())
+    assert sidecar["origin"]["trial"] == 1
+
+
+@pytest.mark.slow
+def test_a_runs_best_checkpoint_folder_renders_on_its_own(study, tmp_path):
+    # The W&B model artifact holds exactly this folder's files: weights, inverted latents, export.json.
+    _, study = study
+    trial = complete(study)[-1]
+    checkpoint = Path(trial.user_attrs["best_checkpoint"]).parent
+    assert sorted(p.name for p in checkpoint.iterdir()) == ["export.json", "inverted_latents.safetensors",
+                                                           "trainable.safetensors"]
+    manifest = json.loads((checkpoint / "export.json").read_text())
+    assert manifest["seeds"][0] == trial.user_attrs["best_seed"]
+    prompt = manifest["prompts"][0]
+    done = run_cli("generate.py", str(checkpoint), f"prompt={prompt}", f"seed={manifest['seeds'][0]}",
+                   f"out={tmp_path}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    rendered = Path(done.stdout.strip().splitlines()[-1])
+    validation = checkpoint.parents[1] / "samples" / checkpoint.name / rendered.name
+    assert rendered.read_bytes() == validation.read_bytes()
 
 
 @pytest.mark.slow
@@ -94,6 +108,17 @@ def test_export_folder_layout_and_card(study, tmp_path):
         assert info["definition"].replace("|", "\\|") in card and info["backbone"] in card, name
     assert "text_alignment/mean" in card and "Random weights" in card and "random weights)" in card
     assert manifest["best_prompt"] in card and f"seeds, best first: {manifest['seeds'][0]}" in card
+    result = json.loads((Path(manifest["origin"]["run"]) / "result.json").read_text())
+    assert manifest["trainable"]["parameters"] == result["trainable_parameters"]  # trained only: no norm_temp
+    assert f"{result['trainable_parameters']:,} trained parameters" in card
+    assert manifest["source"]["n_frames"] == 4 and "- frames: 4 from frame 0, every 3, at 32x32" in card
+    assert "shipped demo clip" in card and 'caption "a red ball is rolling on the grass"' in card
+    config = OmegaConf.load(folder / "config.yaml")
+    assert "prompts" not in config.validation  # never rendered: prompts.overlap built the generation prompts
+    assert list(config.prompts.generation_prompts) == manifest["prompts"]
+    assert all(p in card for p in manifest["prompts"])
+    modes = {p.relative_to(folder).as_posix(): p.stat().st_mode & 0o777 for p in folder.rglob("*") if p.is_file()}
+    assert len(set(modes.values())) == 1, modes  # safetensors' 0600 made like the rest
 
 
 @pytest.mark.slow
@@ -198,11 +223,18 @@ def test_a_run_folder_exports_its_best_step_or_its_last_validation(study, tmp_pa
 @pytest.mark.slow
 def test_a_lora_run_exports_merges_and_renders_exactly(tmp_path):
     run_dir = tmp_path / "run"
-    done = run_cli("train.py", f"hydra.run.dir={run_dir}", "logger=none", "train.lora_rank=4", "train.max_steps=2",
+    done = run_cli("train.py", f"hydra.run.dir={run_dir}", "logger=none", "train.lora_rank=4", "train.max_steps=4",
                    "data.n_frames=4", "data.height=32", "data.width=32", "validation.every_n_steps=2",
                    "validation.inversion_steps=2", "validation.sampling_steps=2", "validation.batch_size=1",
-                   "validation.noise_mix=0.3")
+                   "validation.noise_mix=0.3", "validation.keep_best_k=1", "metrics.scorer.flow_threads=1")
     assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads((run_dir / "result.json").read_text())
+    kept = [v for v in result["validations"] if v["checkpoint"]]
+    assert [v["step"] for v in kept] == [result["best_step"]] and len(result["validations"]) == 2
+    assert all(Path(v["checkpoint"]).is_file() for v in kept)  # keep_best_k=1 deleted the other step's
+    (gone,) = [v["step"] for v in result["validations"] if not v["checkpoint"]]
+    with pytest.raises(FileNotFoundError, match=f"step {gone} .* is gone .* kept: \\[{result['best_step']}\\]"):
+        export.select_run(run_dir, gone)
     config = next(r for r in map(json.loads, (run_dir / "log.jsonl").open()) if r["kind"] == "config")["config"]
     manifest = export.write_export(export.select_run(run_dir), config, tmp_path / "export", dtype="fp32", merge=True)
     assert manifest["trainable"]["lora_rank"] == 4 and manifest["origin"] == {"run": str(run_dir)}

@@ -47,12 +47,14 @@ def make_event(out: Path, step: int, score: float | None, random_weights: bool =
         frames = rng.integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
         stem = out / "samples" / f"step_{step:06d}" / f"{prompt.replace(' ', '-')}_seed{seed}"
         clips.append(RenderedClip(prompt, seed, torch.from_numpy(frames), write_mp4(frames, stem.with_suffix(".mp4")),
-                                  stem.with_suffix(".gif"), {"text_alignment": 20.0 + seed, "frame_consistency": 0.9}))
+                                  stem.with_suffix(".gif"), {"text_alignment": 20.0 + seed, "frame_consistency": 0.9,
+                                                           "score": float(seed)}))
     scores = {"text_alignment/mean": 20.0 + step, "frame_consistency/mean": 0.9}
     info = {"text_alignment": {"definition": "100 cos", "backbone": "ViT-L-14/random", "random_weights": True}}
     checkpoint = out / "checkpoints" / f"step_{step:06d}" / "trainable.safetensors"
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     save_file({"w": torch.full((2,), float(step))}, str(checkpoint))
+    save_file({"inverted_latents": torch.zeros(1, 4, 4, 2, 2)}, str(checkpoint.parent / "inverted_latents.safetensors"))
     return ValidationEvent(step, clips, torch.zeros(4, 16, 16, 3, dtype=torch.uint8), "a man is surfing",
                            checkpoint, out, torch.device("cpu"), random_weights, scores, info, score)
 
@@ -106,9 +108,19 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_offline_wandb_run_holds_steps_scores_clips_table_and_checkpoint(wandb_env):
+def demo_config(out: Path) -> dict:
+    """The demo's config as train.py logs it: realised prompts, no unused validation.prompts."""
+    from hydra import compose, initialize_config_dir
+
+    from train import logged_config
+
+    with initialize_config_dir(config_dir=str(CONF.parent), version_base="1.3"):
+        return logged_config(compose(config_name="train", overrides=[f"output_dir={out}"]))
+
+
+def test_offline_wandb_run_lines_up_trials_and_its_artifact_renders_alone(wandb_env):
     out = wandb_env / "run"
-    config = {"model": {"source": "tiny"}, "train": {"learning_rate": 3e-5}}
+    config = demo_config(out)
     tracker = RunTracker(out, config, mode="auto", group="study-a", name="trial-3", tags=["test"],
                          params={"train.learning_rate": 3e-5})
     assert tracker.wandb.mode == "offline"
@@ -118,8 +130,10 @@ def test_offline_wandb_run_holds_steps_scores_clips_table_and_checkpoint(wandb_e
         tracker.on_step(step, 1.0 / step, 3e-5)
         if step > 1:
             assert tracker.on_validation(events[step - 2]) is None
+    print("console line of the run")
     best = events[0].checkpoint_path
-    tracker.finish({"best_step": 2, "best_score": 0.7, "best_checkpoint": str(best)}, "completed")
+    tracker.finish({"best_step": 2, "best_score": 0.7, "best_checkpoint": str(best), "trainable_parameters": 2},
+                   "completed")
 
     records = read_wandb_records(tracker.wandb_dir)
     (run,) = of_type(records, "run")
@@ -127,8 +141,12 @@ def test_offline_wandb_run_holds_steps_scores_clips_table_and_checkpoint(wandb_e
                                                                          "trial-3")
     assert list(run.tags) == ["test"]
     config_logged = updates(run.config.update)
-    assert config_logged["model"] == {"source": "tiny"}
+    assert config_logged["model"]["source"] == "tiny"
     assert config_logged["params"] == {"train.learning_rate": 3e-5}
+    assert config_logged["prompts"]["generation_prompts"] == ["a cube is rolling on the grass in clip art style",
+                                                              "a puppy is rolling on the grass in clip art style"]
+    assert config_logged["prompts"]["overlap"] == 1.0 and config_logged["prompts"]["overlap_measured"] == 1.0
+    assert "prompts" not in config_logged["validation"]  # never rendered: prompts.overlap built them
     later_config = {k: v for c in of_type(records, "config") for k, v in updates(c.update).items()}
     assert later_config["random_weights"] is True
     assert later_config["score_info"]["text_alignment"]["backbone"] == "ViT-L-14/random"
@@ -140,12 +158,18 @@ def test_offline_wandb_run_holds_steps_scores_clips_table_and_checkpoint(wandb_e
     assert [history[s]["train/loss"] for s in (1, 2, 3)] == [1.0, 0.5, pytest.approx(1 / 3)]
     assert history[2]["train/lr"] == 3e-5
     assert history[2]["val/score"] == 0.7 and history[3]["val/text_alignment/mean"] == 23.0
-    assert history[2]["clips/a-panda-is-surfing_seed33._type"] == "video-file"
+    # Clip keys name the panel cell, so every trial's clips share a panel; the prompt is the caption.
+    assert {k for k in history[2] if k.startswith("clips/") and k.endswith("._type")} == {
+        "clips/p0_seed33._type", "clips/p1_seed34._type"}
+    assert history[2]["clips/p0_seed33._type"] == "video-file"
+    assert history[2]["clips/p0_seed33.caption"] == "a panda is surfing"
     assert history[3]["val/clips._type"] == "incremental-table-file"
     assert history[3]["val/clips.increment_num"] == 1
 
     summary = {k: v for s in of_type(records, "summary") for k, v in updates(s.update).items()}
     assert (summary["best_step"], summary["best_score"], summary["state"]) == (2, 0.7, "completed")
+    # The best step's values, not the last step's (0.5 and 23.0).
+    assert summary["val/score"] == 0.7 and summary["val/text_alignment/mean"] == 22.0
     assert summary["best_scores/text_alignment/mean"] == 22.0
     assert summary["random_weights"] is True and summary["final_loss"] == pytest.approx(1 / 3)
 
@@ -153,19 +177,30 @@ def test_offline_wandb_run_holds_steps_scores_clips_table_and_checkpoint(wandb_e
     (model,) = [a for a in artifacts if a.type == "model"]
     assert {"best", "step-2"} <= set(model.aliases)
     assert json.loads(model.metadata)["step"] == 2
-    assert [(c.path, c.local_path) for c in model.manifest.contents] == [("trainable.safetensors", str(best))]
+    assert sorted((c.path, c.local_path) for c in model.manifest.contents) == [
+        ("export.json", str(best.parent / "export.json")),
+        ("inverted_latents.safetensors", str(best.parent / "inverted_latents.safetensors")),
+        ("trainable.safetensors", str(best))]
+    manifest = json.loads((best.parent / "export.json").read_text())
+    assert manifest["prompts"] == config_logged["prompts"]["generation_prompts"]
+    assert manifest["train_prompt"] == "a red ball is rolling on the grass" and manifest["step"] == 2
+    assert manifest["seeds"] == [34, 33]  # best first: seed 34's clip scores higher
+    assert manifest["render"]["noise_mix"] == config["validation"]["noise_mix"]
+    assert manifest["base_model"]["source"] == "tiny" and manifest["trainable"]["parameters"] == 2
     assert sum(a.type == "wandb-run-incremental-table" for a in artifacts) == 2
     (exit_record,) = of_type(records, "exit")
     assert exit_record.exit_code == 0
+    console = "".join(r.output_raw.line for r in records if r.WhichOneof("record_type") == "output_raw")
+    assert "console line of the run" in console  # console capture is on
 
     files = tracker.wandb_dir / "files" / "media"
     assert {sha256(p) for p in files.rglob("*.mp4")} == {sha256(c.mp4_path) for e in events for c in e.clips}
     tables = [json.loads(p.read_text()) for p in (files / "table").rglob("*.table.json")]
-    assert all(t["columns"] == ["step", "prompt", "seed", "clip", "random_weights", "frame_consistency",
-                                "text_alignment"] for t in tables)
-    assert sorted(row[:3] for t in tables for row in t["data"]) == [
-        [2, "a panda is surfing", 33], [2, "a raccoon is surfing", 34],
-        [3, "a panda is surfing", 33], [3, "a raccoon is surfing", 34]]
+    assert all(t["columns"] == ["step", "prompt_index", "prompt", "seed", "clip", "random_weights",
+                                "frame_consistency", "score", "text_alignment"] for t in tables)
+    assert sorted(row[:4] for t in tables for row in t["data"]) == [
+        [2, 0, "a panda is surfing", 33], [2, 1, "a raccoon is surfing", 34],
+        [3, 0, "a panda is surfing", 33], [3, 1, "a raccoon is surfing", 34]]
 
     log = read_log(out / LOG_NAME)
     assert log[0]["kind"] == "config" and log[0]["wandb_run_id"] == tracker.run_id
@@ -218,6 +253,9 @@ def test_failed_run_is_finished_and_the_exception_propagates(wandb_env):
     summary = {k: v for s in of_type(records, "summary") for k, v in updates(s.update).items()}
     assert summary["state"] == "failed" and summary["failure_reason"] == "RuntimeError: out of memory"
     assert summary["best_step"] == 1  # the best seen so far, without a result
+    # Its best checkpoint so far is the run's model artifact (no render manifest: this is no train.py config).
+    (model,) = [a for a in of_type(records, "artifact") if a.type == "model"]
+    assert {c.path for c in model.manifest.contents} == {"trainable.safetensors", "inverted_latents.safetensors"}
 
 
 def test_pruned_trial_finishes_as_pruned(wandb_env):
@@ -276,10 +314,90 @@ def test_resolve_mode(monkeypatch):
         resolve_mode("dryrun", {})
 
 
-def test_online_without_credentials_fails_fast_instead_of_prompting(wandb_env):
-    with pytest.raises(RuntimeError, match="WANDB_API_KEY"):
-        RunTracker(wandb_env / "run", {}, mode="online")
-    assert read_log(wandb_env / "run" / LOG_NAME) == []
+def tracked_run(out: Path, **logger) -> RunTracker:
+    """A run as train.py drives it: steps, one validation, finish; W&B's trouble must not change any of it."""
+    with RunTracker(out, demo_config(out), **logger) as tracker:
+        for step in (1, 2):
+            tracker.on_step(step, 0.5, 3e-5)
+        event = make_event(out, 2, 0.4)
+        tracker.on_validation(event)
+        tracker.finish({"best_step": 2, "best_score": 0.4, "best_checkpoint": str(event.checkpoint_path)})
+    return tracker
+
+
+def complete_jsonl(out: Path) -> list[str]:
+    log = read_log(out / LOG_NAME)
+    assert log[-1]["kind"] == "finish" and log[-1]["state"] == "completed"
+    return [r["kind"] for r in log]
+
+
+def warnings_of(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and r.name.startswith("tav")]
+
+
+def test_a_rejected_key_without_network_goes_offline_in_seconds_with_one_warning(wandb_env, monkeypatch, caplog,
+                                                                               capfd):
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)  # looks valid; the sandbox has no network to check it
+    started = time.monotonic()
+    tracker = tracked_run(wandb_env / "run", mode="auto")
+    assert time.monotonic() - started < 20  # wandb.init alone would wait 90 s
+    assert tracker.run_id and of_type(read_wandb_records(tracker.wandb_dir), "exit")
+    (warning,) = warnings_of(caplog)
+    assert warning.startswith("W&B runs offline (the W&B server") and "wandb sync" in warning
+    assert "x" * 40 not in capfd.readouterr().err
+    assert complete_jsonl(wandb_env / "run") == ["config", "step", "step", "validation", "clip", "clip", "summary",
+                                                 "finish"]
+
+
+def test_online_without_credentials_goes_offline_instead_of_prompting(wandb_env, caplog):
+    tracker = tracked_run(wandb_env / "run", mode="online")
+    assert tracker.run_id and tracker.wandb_dir.name.startswith("offline-run-")
+    (warning,) = warnings_of(caplog)
+    assert "no W&B credentials" in warning
+    complete_jsonl(wandb_env / "run")
+
+
+def test_nothing_writable_under_wandb_turns_wandb_off_and_the_run_goes_on(wandb_env, caplog):
+    out = wandb_env / "run"
+    out.mkdir()
+    (out / "wandb").write_text("a file where W&B's folder goes: nothing can be written under wandb/")
+    tracker = tracked_run(out, mode="offline")
+    assert tracker.run_id is None
+    (warning,) = warnings_of(caplog)
+    assert warning.startswith("W&B is off for this run")
+    assert complete_jsonl(out)[0] == "config"
+
+
+def test_a_wandb_error_mid_run_stops_wandb_not_the_run(wandb_env, monkeypatch, caplog):
+    from tav.tracking.wandb_run import WandbRun
+
+    def disk_full(self, event):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(WandbRun, "log_validation", disk_full)
+    tracker = tracked_run(wandb_env / "run", mode="offline")
+    (warning,) = warnings_of(caplog)
+    assert "W&B stopped logging at the validation of step 2 (OSError: [Errno 28] No space left" in warning
+    assert tracker.wandb is None and tracker.run_id  # the trial keeps the id of the run W&B has so far
+    assert complete_jsonl(wandb_env / "run").count("clip") == 2
+
+
+def test_the_study_summary_run_survives_a_rejected_key(wandb_env, monkeypatch, caplog):
+    from tav.tracking.study_run import log_study
+
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    summary = {"study": "s", "objectives": ["score"], "directions": ["maximize"], "random_weights": True,
+               "pareto_trials": [0], "counts": {"complete": 1},
+               "trials": [{"number": 0, "state": "complete", "pareto": True, "baseline": True, "values": [1.0],
+                           "params": {"train.learning_rate": 3e-5, "prompts.overlap": 0.5}, "best_step": 2,
+                           "best_seed": 0, "wandb_run_id": "abc"}]}
+    run_id = log_study(summary, {}, dir=wandb_env, project="p", entity=None, mode="auto")
+    (run_dir,) = (wandb_env / "wandb").glob(f"offline-run-*-{run_id}")
+    (warning,) = warnings_of(caplog)
+    assert warning.startswith("W&B runs offline")
+    (table,) = [json.loads(p.read_text()) for p in run_dir.rglob("*.table.json")]
+    assert table["columns"][4:7] == ["score", "prompts.overlap", "train.learning_rate"]  # a column per parameter
+    assert table["data"][0][4:7] == [1.0, 0.5, 3e-5]
 
 
 def test_logger_configs_are_tracker_arguments(wandb_env):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import open_clip
 import torch
@@ -94,6 +96,25 @@ def find_weights(model: str, pretrained: str, cache_dir: str | None = None) -> s
         "metrics.scorer.pretrained to a checkpoint file (or metrics.scorer.random_weights=true for a smoke test)")
 
 
+# open_clip logs this on the root logger for every model built without weights; random weights were asked for
+# here and every score made with them is flagged random_weights, so the line would only repeat that per trial.
+RANDOM_INIT_NOTICE = "No pretrained weights loaded for model"
+
+
+@contextlib.contextmanager
+def _dropped_log(prefix: str) -> Iterator[None]:
+    """Drop root-logger records starting with `prefix` while the block runs."""
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(prefix)
+
+    root = logging.getLogger()
+    root.addFilter(keep)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
+
+
 def load_backbone(model: str = "ViT-L-14", pretrained: str | None = "openai", random_weights: bool = False,
                   seed: int = 0, cache_dir: str | None = None, precision: str = "auto", batch_size: int = 32,
                   device: str | torch.device = "cpu") -> Backbone:
@@ -106,7 +127,7 @@ def load_backbone(model: str = "ViT-L-14", pretrained: str | None = "openai", ra
     if model not in open_clip.list_models():
         raise ValueError(f"{model!r} is not an open_clip architecture (e.g. ViT-L-14, ViT-B-32, ViT-S-32)")
     if random_weights:
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), _dropped_log(RANDOM_INIT_NOTICE):
             torch.manual_seed(seed)
             clip = open_clip.create_model(model, pretrained=None, precision=precision, device=device)
         name = f"{model}/random(seed={seed})"

@@ -57,3 +57,8 @@ def redact(obj: Any, env_secrets: list[str] | None = None) -> Any:
     if isinstance(obj, (str, Path)):
         return redact_text(str(obj), env_secrets)
     return obj
+
+
+def redacted_error(error: BaseException) -> str:
+    """"Type: first line of the message", secrets masked: an error as one log line."""
+    return redact_text(f"{type(error).__name__}: {error}".splitlines()[0])
