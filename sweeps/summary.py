@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import optuna
@@ -69,7 +70,9 @@ def study_plots(study: optuna.Study, names: list[str], out_dir: Path) -> dict[st
     written = {}
     for name, draw in wanted.items():
         try:
-            axes = draw()
+            with warnings.catch_warnings():  # Optuna marks its matplotlib plots experimental; they are what we want
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                axes = draw()
         except (ValueError, RuntimeError) as error:  # e.g. importances of a parameter that never varied
             log.info("plot %s skipped: %s", name, error)
             continue

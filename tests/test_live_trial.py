@@ -61,6 +61,12 @@ def test_a_trial_scoring_below_the_median_is_pruned(tmp_path, single_objective):
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED]
     assert "pruned at step 10" in trials[2].user_attrs["pruned_reason"]
     assert trials[2].user_attrs["best_step"] == 10 and weak.curve == {10: 1.0}
+    assert list((tmp_path / "artifacts").rglob(trials[2].user_attrs["artifact_ids"][0]))  # the dashboard shows it
+    if single_objective:  # optuna-dashboard plots the curve of the trial it belongs to
+        assert trials[2].intermediate_values == {10: 1.0} and study.metric_names == ["score"]
+    else:  # reported on the companion; the curve is on the trial as a user attr
+        assert trials[2].intermediate_values == {} and trials[2].user_attrs["curve"] == {"10": 1.0}
+        assert study.metric_names == list(OBJECTIVES)
     strong = run_trial(url, [9.0, 9.5, 9.9], tmp_path)  # above the median: runs to the end
     assert study.get_trials()[3].state == TrialState.COMPLETE and len(strong.curve) == 3
 
@@ -93,5 +99,5 @@ def test_a_run_without_scores_cannot_report(tmp_path):
 def test_resuming_with_other_objectives_is_refused(tmp_path):
     url, _ = make_study(tmp_path, single_objective=False)
     spec = StudySpec({"frame_consistency/mean": "maximize"})
-    with pytest.raises(ValueError, match="exists with objectives"):
+    with pytest.raises(ValueError, match="exists with another objectives"):
         create_study(open_storage(url), "s", spec, optuna.samplers.RandomSampler())
