@@ -2,9 +2,9 @@
 in step, and the study's own count of finished trials.
 
 A trial is leased from the moment it is asked for: a heartbeat thread in the asking process beats until its
-job returns. A worker that dies (kill -9, a lost machine) stops beating; the next `fail_stale_trials` of any
-worker of the study (each checks before every ask and while it waits) fails its trial once no heartbeat came
-for `3 x heartbeat_interval` seconds, records the reason "worker died", fails its `.pruning` companion, and
+job returns. A worker that dies (kill -9, a lost machine) stops beating; the next check by any worker of the
+study (`fail_dead_trials`, before every ask and while it waits) fails its trial once no heartbeat came for
+`3 x heartbeat_interval` seconds, records the reason "worker died", fails its `.pruning` companion, and
 queues one retry with the same parameters. The retry takes the dead trial's place in the count of the study's
 `n_trials`, so a study always reaches that many finished trials of its own.
 """
@@ -61,16 +61,35 @@ def grace_period(heartbeat_interval: float) -> float:
     return 3 * heartbeat_interval
 
 
-def on_stale_trial(study: optuna.Study, trial: FrozenTrial) -> None:
-    """Heartbeat-stale callback of the storage: record why, fail the companion, queue one retry."""
-    # Optuna hands a stale trial to this callback as a FrozenTrial of an already failed trial: its storage id is
-    # the only handle to record the reason with (Study has no public setter for another trial's attributes).
+def fail_dead_trials(study: optuna.Study) -> list[int]:
+    """Fail the trials whose heartbeat is stale, with the reason "worker died", then follow up each one
+    (companion, retry). Returns their numbers. Safe when several workers do it at once."""
     storage = study._storage
-    reason = f"worker died: no heartbeat for {grace_period(storage.get_heartbeat_interval()):g} s"
-    storage.set_trial_user_attr(trial._trial_id, "failure", reason)
-    follow_companion(study, trial.user_attrs, TrialState.FAIL)
+    interval = storage.get_heartbeat_interval()
+    if not interval:
+        return []
+    reason = f"worker died: no heartbeat for {grace_period(interval):g} s"
+    # Optuna's own fail_stale_trials fails a trial before its callback sees it, and a finished trial's attributes
+    # are read-only, so it cannot say why. This is that function with the reason written while the trial still
+    # runs: the stale trials are found the way it finds them (RDBStorage._get_stale_trial_ids).
+    failed = []
+    for trial_id in storage._get_stale_trial_ids(study._study_id):
+        try:
+            storage.set_trial_user_attr(trial_id, "failure", reason)
+            if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                failed.append(storage.get_trial(trial_id))
+        except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it first
+            continue
+    for trial in failed:
+        log.warning("trial %d failed: %s", trial.number, reason)
+        follow_companion(study, trial.user_attrs, TrialState.FAIL)
+        retry(study, trial)
+    return [t.number for t in failed]
+
+
+def retry(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue a dead trial again with the same parameters, unless it is already a retry (MAX_RETRY)."""
     history = [*trial.system_attrs.get("retry_history", []), trial.number]
-    log.warning("trial %d failed: %s", trial.number, reason)
     if len(history) > MAX_RETRY:
         return
     study.add_trial(optuna.trial.create_trial(

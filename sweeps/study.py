@@ -50,13 +50,13 @@ def storage_url(storage: str | None, sweep_dir: Path) -> str:
 
 def open_storage(url: str, heartbeat_interval: int | None = None) -> RDBStorage:
     """RDB storage with heartbeats: a trial of a dead worker is failed and retried once (sweeps/recovery.py)."""
-    from sweeps.recovery import grace_period, on_stale_trial
+    from sweeps.recovery import grace_period
 
     with warnings.catch_warnings():
-        # Heartbeats and their stale-trial callback are marked experimental in Optuna 5; they recover dead workers.
+        # Heartbeats are marked experimental in Optuna 5; they are how dead workers' trials are found.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        heartbeat = dict(heartbeat_interval=heartbeat_interval, grace_period=grace_period(heartbeat_interval),
-                         heartbeat_stale_trial_callback=on_stale_trial) if heartbeat_interval else {}
+        heartbeat = dict(heartbeat_interval=heartbeat_interval, grace_period=int(grace_period(heartbeat_interval))
+                         ) if heartbeat_interval else {}
         return RDBStorage(url, engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
                           **heartbeat)
 

@@ -33,7 +33,7 @@ from optuna.trial import TrialState
 
 from sweeps.plan import SweepPlan, check_keys, check_trials, plan_sweep, protocol_of
 from sweeps.progress import StudyProgress
-from sweeps.recovery import Lease, follow_companion, grace_period, sync_companions, tally
+from sweeps.recovery import Lease, fail_dead_trials, follow_companion, grace_period, sync_companions, tally
 from sweeps.space import SearchSpace, to_overrides
 from sweeps.study import StudySpec, build_sampler, create_study, open_storage, storage_url
 from sweeps.summary import study_plots, summarize, summary_table
@@ -161,9 +161,7 @@ class OptunaSweeper(Sweeper):
         progress = StudyProgress(self.n_trials, self.n_workers, self.spec.objective_names)
         returns, told_waiting = [], False
         while True:
-            with warnings.catch_warnings():  # fail_stale_trials is marked experimental; it is how dead workers end
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.fail_stale_trials(study)
+            fail_dead_trials(study)
             sync_companions(study)
             counted, running, _ = tally(study)
             if counted >= self.n_trials:

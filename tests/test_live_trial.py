@@ -101,3 +101,22 @@ def test_resuming_with_other_objectives_is_refused(tmp_path):
     spec = StudySpec({"frame_consistency/mean": "maximize"})
     with pytest.raises(ValueError, match="exists with another objectives"):
         create_study(open_storage(url), "s", spec, optuna.samplers.RandomSampler())
+
+
+def test_joining_a_study_with_another_space_or_protocol_is_refused_saying_what_differs(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    spec = StudySpec(OBJECTIVES)
+    lr = optuna.distributions.FloatDistribution(1e-6, 1e-4, log=True)
+    space = {"train.learning_rate": (lr, "tag(log, interval(1e-6, 1e-4))")}
+    protocol = {"values": {"validation.noise_mix": 0.2}, "searched": [], "note": ""}
+    sampler = optuna.samplers.RandomSampler()
+    create_study(open_storage(url), "s", spec, sampler, space, protocol)
+    create_study(open_storage(url), "s", spec, sampler, space, protocol)  # the same sweep resumes
+    steps = {**space, "train.max_steps": (optuna.distributions.IntDistribution(2, 4), "int(interval(2, 4))")}
+    with pytest.raises(ValueError) as error:
+        create_study(open_storage(url), "s", spec, sampler, steps, {**protocol, "values": {"validation.noise_mix": 0.0}})
+    message = str(error.value)
+    assert "search space: train.max_steps: not searched there, int(interval(2, 4)) here" in message
+    assert "evaluation protocol: validation.noise_mix: 0.2 there, 0.0 here" in message
+    assert "hydra.sweeper.study_name=s-2" in message and "\n" not in message
+    assert optuna.load_study(study_name="s", storage=url).trials == []  # refused before any trial was asked for

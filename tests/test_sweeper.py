@@ -242,8 +242,8 @@ def kill_when(tmp_path: Path, number: int, phase: str, *overrides: str) -> None:
 
 @pytest.mark.slow
 def test_killed_workers_trials_are_failed_retried_and_the_study_finishes(tmp_path):
-    settings = ["hydra.sweeper.n_trials=3", "hydra.sweeper.heartbeat_interval=1", "train.max_steps=30",
-                "validation.every_n_steps=30", "hydra.sweeper.pruner.name=NopPruner",
+    settings = ["hydra.sweeper.n_trials=3", "hydra.sweeper.heartbeat_interval=1", "train.max_steps=12",
+                "validation.every_n_steps=12", "hydra.sweeper.pruner.name=NopPruner",
                 "hydra.sweeper.pruner.n_startup_trials=null", "hydra.sweeper.pruner.n_warmup_steps=null"]
     kill_when(tmp_path, 0, "before its first step", *settings)
     study = load(tmp_path)
