@@ -14,7 +14,6 @@ from pathlib import Path
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
-from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
 from sweeps import objectives

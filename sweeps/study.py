@@ -151,7 +151,3 @@ def load_spec(study: optuna.Study) -> StudySpec:
 
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
-
-
-def count_trials(study: optuna.Study, states=FINISHED) -> int:
-    return len(study.get_trials(deepcopy=False, states=states))

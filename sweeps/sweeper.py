@@ -184,11 +184,11 @@ class OptunaSweeper(Sweeper):
         numbers = [t.number for t in running]
         if not self.heartbeat_interval and not any(w.poll() is None for w in workers):
             fail(f"cannot make progress: trial(s) {numbers} are RUNNING and heartbeats are off "
-                             "(hydra.sweeper.heartbeat_interval=null), so a dead worker's trial cannot be told from a "
-                             "live one; turn heartbeats on, or raise hydra.sweeper.n_trials")
+                 "(hydra.sweeper.heartbeat_interval=null), so a dead worker's trial cannot be told from a live one; "
+                 "turn heartbeats on, or raise hydra.sweeper.n_trials")
         if not told:
-            bound = f"; a dead worker's trial is failed after {grace_period(self.heartbeat_interval):g} s without a " \
-                    "heartbeat and retried" if self.heartbeat_interval else ""
+            bound = (f"; a dead worker's trial is failed after {grace_period(self.heartbeat_interval):g} s without a "
+                     "heartbeat and retried") if self.heartbeat_interval else ""
             log.info("waiting for trial(s) %s running in other workers%s", numbers, bound)
         time.sleep(min(max((self.heartbeat_interval or 2) / 2, 0.5), 5))
 

@@ -1,10 +1,11 @@
-"""The README is executable: every train/sweep/export/generate/compare line of its usage block runs here.
+"""The README is executable: every train/sweep/export/generate/compare line from its usage section on runs here.
 
 Each line runs as written from a scratch folder, with CPU-sized overrides appended (few frames, 32x32, two
-steps, tiny sampling; the line's own flags unchanged, later overrides win in Hydra). Lines that need real
-weights, a GPU or a database server are composed instead: `train.py ... --cfg job`, `sweep.py ...
-hydra.sweeper.dry_run=true` (which composes and checks every trial). The first sweep's study is shared by the
-export, compare and generate lines that read it, in README order.
+steps, tiny sampling, one trial; the line's own flags unchanged, later overrides win in Hydra). Lines that need
+real weights, a GPU or a database server are composed instead, in-process: as `train.py ... --cfg job`, or as
+`sweep.py ... hydra.sweeper.dry_run=true` (the sweeper's own pre-flight: every trial composed and checked); a
+line that is itself a dry run runs as typed. The first sweep's study is shared by the export, compare and
+generate lines that read it, in README order.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ from pathlib import Path
 
 import pytest
 
+from sweep_compose import composed, planned
+
 ROOT = Path(__file__).resolve().parents[1]
 ENTRYPOINTS = ("train.py", "sweep.py", "export.py", "generate.py", "analysis/compare.py")
 CPU_SIZED = ["data.n_frames=4", "data.height=32", "data.width=32", "validation.every_n_steps=2",
              "validation.inversion_steps=2", "validation.sampling_steps=2", "validation.seeds=[0,1]",
              "metrics.scorer.flow_threads=1", "prompts.edit_subjects=[cube]"]
 TRAIN_SIZED = [*CPU_SIZED, "train.max_steps=2"]
-SWEEP_SIZED = [*CPU_SIZED, "train.max_steps=int(interval(2,4))", "hydra.sweeper.n_trials=2"]
+SWEEP_SIZED = [*CPU_SIZED, "train.max_steps=int(interval(2,4))", "hydra.sweeper.n_trials=1"]
 # Lines that need real weights (SD-1.x, a style file), several GPUs or a database server: composed, not run.
 COMPOSE_ONLY = re.compile(r"experiment=tav_paper|model=(sd1|single_file)|postgresql|n_workers=")
 SHARED_CLIP = ROOT.parent / "shared" / "videos" / "man-surfing.mp4"
@@ -62,13 +65,11 @@ def fill(arg: str, workdir: Path) -> str:
     return arg
 
 
-def sized(line: str, argv: list[str]) -> list[str]:
+def sized(argv: list[str]) -> list[str]:
     script = Path(argv[1]).name
-    if script == "train.py":
-        return argv + (["--cfg", "job"] if COMPOSE_ONLY.search(line) else TRAIN_SIZED)
-    if script == "sweep.py":
-        return argv + (["hydra.sweeper.dry_run=true"] if COMPOSE_ONLY.search(line) else SWEEP_SIZED)
-    return argv
+    if "hydra.sweeper.dry_run=true" in argv:
+        return argv
+    return argv + {"train.py": TRAIN_SIZED, "sweep.py": SWEEP_SIZED}.get(script, [])
 
 
 @pytest.fixture(scope="module")
@@ -82,18 +83,36 @@ def test_the_usage_block_names_every_entrypoint():
         assert any(f"python {name}" in line for line in lines), name
 
 
+def ids(line: str) -> str:
+    return line.split("#")[0].strip()[:80]
+
+
+@pytest.mark.parametrize("line", [line for line in usage_lines() if COMPOSE_ONLY.search(line)
+                                  and "dry_run=true" not in line], ids=ids)
+def test_readme_line_that_needs_weights_or_a_gpu_composes(line, monkeypatch, tmp_path):
+    argv, env = command_of(line, tmp_path)
+    for key in set(env) - set(os.environ):
+        monkeypatch.setenv(key, env[key])
+    overrides = [a for a in argv[2:] if a != "-m"]
+    if Path(argv[1]).name == "train.py":
+        cfg = composed(*overrides)
+        assert cfg.train.max_steps >= 1 and cfg.model.source
+    else:
+        plan, protocol = planned(*overrides)
+        assert plan.space.distributions and protocol["values"]["data.prompt"]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("line", usage_lines(), ids=lambda line: line.split("#")[0].strip()[:80])
+@pytest.mark.parametrize("line", [line for line in usage_lines() if not COMPOSE_ONLY.search(line)
+                                  or "dry_run=true" in line], ids=ids)
 def test_readme_line_runs(line, workdir):
     argv, env = command_of(line, workdir)
-    argv = sized(line, argv)
+    argv = sized(argv)
     done = subprocess.run(argv, cwd=workdir, env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, f"{shlex.join(argv)}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
     script = Path(argv[1]).name
-    if "--cfg" in argv:
-        assert "train:" in done.stdout
-    elif "hydra.sweeper.dry_run=true" in argv:
+    if "hydra.sweeper.dry_run=true" in argv:
         assert "dry run:" in done.stdout + done.stderr
     elif script == "sweep.py":
         name = next((a.split("=", 1)[1] for a in argv if a.startswith("hydra.sweeper.study_name=")), "tav-demo")

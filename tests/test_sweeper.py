@@ -13,6 +13,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from sweep_compose import planned
 from sweeps.sweeper import clip_to_space
 from sweeps.space import parse_search_space
 
@@ -160,26 +161,6 @@ def test_baseline_is_clipped_into_the_searched_space():
                                 "v.g": "choice(7.5, 10.0)"})
     baseline = {"train.max_steps": 500, "train.seed": 33, "v.g": 12.5, "prompts.overlap": 0.5}
     assert clip_to_space(baseline, space) == {"train.max_steps": 40, "train.seed": 9}
-
-
-def planned(*overrides: str):
-    """The sweeper's pre-flight (plan, key check, composed trial checks) for `python sweep.py -m <overrides>`."""
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.types import HydraContext, RunMode
-    from omegaconf import OmegaConf
-
-    from sweeps.sweeper import OptunaSweeper
-
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        loader = GlobalHydra.instance().config_loader()
-        cfg = loader.load_configuration("sweep", list(overrides), run_mode=RunMode.MULTIRUN)
-        settings = OmegaConf.to_container(cfg.hydra.sweeper, resolve=True)
-        settings.pop("_target_")
-        sweeper = OptunaSweeper(**settings)
-        sweeper.config = cfg
-        sweeper.hydra_context = HydraContext(config_loader=loader, callbacks=None)
-        return sweeper.prepare(list(cfg.hydra.overrides.task))
 
 
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
