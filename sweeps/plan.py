@@ -16,6 +16,7 @@ from typing import Callable, Mapping, Sequence
 
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 
 from sweeps.space import SearchSpace, parse_search_space, split_command_line, to_overrides
@@ -104,7 +105,11 @@ def check_trials(plan: SweepPlan, compose: Compose) -> DictConfig:
         for key, distribution in numeric.items():
             for value in ends(distribution)[1:]:
                 variant = config.copy()
-                OmegaConf.update(variant, key, value, merge=False)
+                try:
+                    OmegaConf.update(variant, key, value, merge=False)
+                except OmegaConfBaseException as error:  # a typed config refusing the value
+                    raise ValueError(f"search space '{key}': {value!r} is not accepted there: "
+                                     f"{str(error).splitlines()[0]}") from None
                 check_runnable(variant, {**picked, key: value})
     return first
 

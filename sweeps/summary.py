@@ -9,7 +9,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from sweeps.study import StudySpec
+from sweeps.study import PROTOCOL_KEY, StudySpec
 from tav.tracking.secrets import redact_text
 
 log = logging.getLogger(__name__)
@@ -20,6 +20,7 @@ def summarize(study: optuna.Study, spec: StudySpec, storage: str) -> dict:
     return {
         "study": study.study_name, "storage": redact_text(storage), "objectives": spec.objective_names,
         "directions": spec.directions, "pareto_trials": sorted(best),
+        "protocol": study.user_attrs.get(PROTOCOL_KEY),  # how every trial's clips were rendered and scored
         "counts": {state.name.lower(): sum(t.state == state for t in trials) for state in TrialState},
         "random_weights": any(t.user_attrs.get("random_weights") for t in trials),
         "trials": [{
