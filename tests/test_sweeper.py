@@ -254,3 +254,19 @@ def test_killed_workers_trials_are_failed_retried_and_the_study_finishes(tmp_pat
     done = sweep(tmp_path, *settings)  # nothing left: says so and launches nothing
     assert "has 3 of 3 trials finished: nothing to run" in done.stderr + done.stdout
     assert len(load(tmp_path).get_trials()) == len(trials)
+
+
+def test_a_rerun_that_cannot_progress_says_why_and_exits_non_zero(tmp_path, capsys):
+    from sweeps.study import StudySpec, build_sampler, create_study, open_storage
+    from sweeps.sweeper import OptunaSweeper
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    objectives = {"text_alignment/mean": "maximize"}
+    study = create_study(open_storage(url), "s", StudySpec(objectives), build_sampler({"name": "RandomSampler"}, {}))
+    study.ask()  # a trial left RUNNING by a worker that died while heartbeats were off
+    sweeper = OptunaSweeper("s", n_trials=1, objectives=objectives, heartbeat_interval=None)
+    sweeper.storage_as_configured = url
+    with pytest.raises(SystemExit) as stopped:
+        sweeper._loop(study, study._storage, plan=None, url=url, workers=[])
+    assert stopped.value.code == 1
+    assert "error: cannot make progress: trial(s) [0] are RUNNING and heartbeats are off" in capsys.readouterr().err
