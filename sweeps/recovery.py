@@ -29,7 +29,7 @@ KEPT_BY_RETRY = ("baseline", "baseline_filled", "baseline_left")  # what a retry
 
 
 class Lease:
-    """Heartbeats for one trial from a background thread, from `start` (right after ask) until `stop`."""
+    """Heartbeats for one trial from a background thread while its `with` block runs (ask to job end)."""
 
     def __init__(self, storage: RDBStorage, trial_id: int):
         self.storage, self.trial_id = storage, trial_id
