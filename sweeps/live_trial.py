@@ -9,11 +9,11 @@ this one: the configured pruner compares it there.
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
-from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
 from sweeps import objectives
@@ -37,7 +37,9 @@ class LiveTrial:
         if len(self.study.directions) > 1:
             pruning = optuna.load_study(study_name=study_name + PRUNING_SUFFIX, storage=self.storage,
                                         pruner=build_pruner(self.spec.pruner))
-            self.mirror = pruning.ask()
+            with warnings.catch_warnings():  # heartbeats are ours (sweeps/recovery.py), not Study.optimize's
+                warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+                self.mirror = pruning.ask()
             self.trial.set_user_attr("pruning_trial", self.mirror.number)
         self.artifact_dir = artifact_dir or _beside_sqlite(storage, "artifacts")
         self.curve: dict[int, float] = {}
@@ -94,6 +96,7 @@ class LiveTrial:
         if self.validations:
             best = max(self.validations, key=lambda v: v["score"])
             attrs.update(self._records({"output_dir": self.output_dir, "random_weights": self.random_weights}, best))
+            self._upload_best_clips(best, best_seed(best, "score"))  # pruned trials show their clips too
         self.record(**attrs)
         if self.storage.get_trial(self.trial._trial_id).state == TrialState.RUNNING:
             self.study.tell(self.trial, state=state)

@@ -52,12 +52,15 @@ def parse_override(line: str) -> Override:
     try:
         override = OverridesParser.create().parse_overrides([line])[0]
     except HydraException as error:
-        reason = "; ".join(part.strip() for part in str(error).splitlines()
-                           if part.strip() and not part.startswith(("See https://", "Error parsing override")))
-        raise space_error(key, f"Hydra cannot parse it ({reason})", found) from None
+        raise space_error(key, f"Hydra cannot parse it ({_reason(error)})", found) from None
     if override.type is not OverrideType.CHANGE or override.package is not None:
         raise space_error(key, "only plain key=value entries belong in a search space (no +, ++, ~ or @)", found)
     return override
+
+
+def _reason(error: HydraException) -> str:
+    return "; ".join(part.strip() for part in str(error).splitlines()
+                     if part.strip() and not part.startswith(("See https://", "Error parsing override")))
 
 
 def format_value(value: object) -> str:
@@ -89,13 +92,36 @@ def to_overrides(values: Mapping[str, object]) -> list[str]:
     return [f"{key}={format_value(value)}" for key, value in values.items()]
 
 
-def merge_command_line(params: Mapping[str, object], command_line: Sequence[str]) -> dict[str, str]:
-    """The yaml search space with command-line entries (`key=grammar`) on top; the command line wins."""
+def split_command_line(params: Mapping[str, object], command_line: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    """(the search space, the pass-through overrides) of a sweep's command line.
+
+    A command-line entry in the search grammar (interval/int/tag/range/choice or a comma list, a config group's
+    included) is searched and replaces the yaml's entry for that key. Every other entry (`key=value`,
+    `group=option`, `+key=value`, `~key`) is the user's fixed choice: it is passed to every trial unchanged,
+    and a yaml search entry for the same key is dropped so the command line wins.
+    """
     merged = {key: value if isinstance(value, str) else format_value(value) for key, value in params.items()}
+    passthrough = []
     for line in command_line:
-        override = parse_override(line)
-        merged[override.key_or_group] = override.get_value_string()
-    return merged
+        override = parse_any(line)
+        if override.is_sweep_override():
+            if override.type is not OverrideType.CHANGE or override.package is not None:
+                raise space_error(override.key_or_group, "a searched key must already be in the config (no +, ++, ~ "
+                                  "or @ on a search entry)", line.partition("=")[2])
+            merged[override.key_or_group] = override.get_value_string()
+        else:
+            merged.pop(override.key_or_group, None)
+            passthrough.append(line)
+    return merged, passthrough
+
+
+def parse_any(line: str) -> Override:
+    """Any command-line override Hydra accepts, or a one-line ValueError."""
+    try:
+        return OverridesParser.create().parse_overrides([line])[0]
+    except HydraException as error:
+        key, _, found = line.partition("=")
+        raise space_error(key, f"Hydra cannot parse it ({_reason(error)})", found) from None
 
 
 def distribution_of(key: str, sweep: object, found: str) -> BaseDistribution:

@@ -13,9 +13,12 @@ from pathlib import Path
 import warnings
 
 import optuna
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.distributions import distribution_to_json
+from optuna.storages import RDBStorage
 
 SPEC_KEY = "tav"
+SPACE_KEY = "search_space"  # study user attr: key -> {distribution (Optuna JSON), grammar (as written)}
+PROTOCOL_KEY = "protocol"  # study user attr: how every trial's clips are rendered and scored (sweeps/plan.py)
 PRUNING_SUFFIX = ".pruning"  # companion single-objective study that carries the scalar of multi-objective trials
 
 
@@ -46,12 +49,13 @@ def storage_url(storage: str | None, sweep_dir: Path) -> str:
 
 
 def open_storage(url: str, heartbeat_interval: int | None = None) -> RDBStorage:
-    """RDB storage with heartbeats: a trial of a dead worker is failed and retried once."""
+    """RDB storage with heartbeats: a trial of a dead worker is failed and retried once (sweeps/recovery.py)."""
+    from sweeps.recovery import grace_period
+
     with warnings.catch_warnings():
-        # Heartbeats and their retry callback are marked experimental in Optuna 5; they recover dead workers.
+        # Heartbeats are marked experimental in Optuna 5; they are how dead workers' trials are found.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        heartbeat = dict(heartbeat_interval=heartbeat_interval, grace_period=3 * heartbeat_interval,
-                         heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1)
+        heartbeat = dict(heartbeat_interval=heartbeat_interval, grace_period=int(grace_period(heartbeat_interval))
                          ) if heartbeat_interval else {}
         return RDBStorage(url, engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
                           **heartbeat)
@@ -85,21 +89,61 @@ def constraint_values_of(trial: optuna.trial.FrozenTrial) -> list[float]:
     return trial.user_attrs.get("constraint_values", [])
 
 
-def create_study(storage: RDBStorage, name: str, spec: StudySpec, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
-    """Create the study, or load it to resume; refuse to resume with other objectives than it was created with."""
+def create_study(storage: RDBStorage, name: str, spec: StudySpec, sampler: optuna.samplers.BaseSampler,
+                 space: dict | None = None, protocol: dict | None = None) -> optuna.Study:
+    """Create the study, or load it to resume; one study, one space: refuse to join it with other objectives,
+    another search space (`space`: key -> (distribution, grammar)) or another evaluation protocol."""
     study = optuna.create_study(storage=storage, study_name=name, directions=spec.directions, sampler=sampler,
                                 pruner=build_pruner(spec.pruner), load_if_exists=True)
-    stored = study.user_attrs.get(SPEC_KEY)
-    if stored is None:
-        study.set_user_attr(SPEC_KEY, asdict(spec))
-    elif stored["objectives"] != spec.objectives or stored["single_objective"] != spec.single_objective:
-        raise ValueError(f"study '{name}' exists with objectives {stored['objectives']} "
-                         f"(single_objective={stored['single_objective']}); resume it with those, or pick a new "
-                         "hydra.sweeper.study_name")
-    if len(spec.directions) > 1:
-        optuna.create_study(storage=storage, study_name=name + PRUNING_SUFFIX, direction="maximize",
-                            load_if_exists=True)
+    identity = {SPEC_KEY: asdict(spec)}
+    if space is not None:
+        identity[SPACE_KEY] = {key: {"distribution": distribution_to_json(d), "grammar": g}
+                               for key, (d, g) in space.items()}
+    if protocol is not None:
+        identity[PROTOCOL_KEY] = protocol
+    stored = study.user_attrs
+    if SPEC_KEY in stored:
+        differences = identity_differences(stored, identity)
+        if differences:
+            raise ValueError(f"study '{name}' exists with another {'; '.join(differences)}; resume it with the same "
+                             f"settings, or name a new study: hydra.sweeper.study_name={name}-2")
+    for key, value in identity.items():
+        if key not in stored:
+            study.set_user_attr(key, value)
+    with warnings.catch_warnings():  # metric names are marked experimental; optuna-dashboard shows them
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if not study.metric_names:
+            study.set_metric_names(spec.objective_names)
+        if len(spec.directions) > 1:
+            companion = optuna.create_study(storage=storage, study_name=name + PRUNING_SUFFIX, direction="maximize",
+                                            load_if_exists=True)
+            if not companion.metric_names:
+                companion.set_metric_names(["score"])
     return study
+
+
+def identity_differences(stored: dict, wanted: dict) -> list[str]:
+    """What differs between a study's recorded objectives/space/protocol and this sweep's, in words."""
+    differences = []
+    old, new = stored[SPEC_KEY], wanted[SPEC_KEY]
+    if (old["objectives"], old["single_objective"]) != (new["objectives"], new["single_objective"]):
+        differences.append(f"objectives: {old['objectives']} (single_objective={old['single_objective']}) there, "
+                           f"{new['objectives']} (single_objective={new['single_objective']}) here")
+    if SPACE_KEY in stored and SPACE_KEY in wanted:
+        there, here = stored[SPACE_KEY], wanted[SPACE_KEY]
+        changed = [f"{k}: {there[k]['grammar'] if k in there else 'not searched'} there, "
+                   f"{here[k]['grammar'] if k in here else 'not searched'} here"
+                   for k in sorted(set(there) | set(here))
+                   if (there.get(k) or {}).get("distribution") != (here.get(k) or {}).get("distribution")]
+        if changed:
+            differences.append("search space: " + ", ".join(changed))
+    if PROTOCOL_KEY in stored and PROTOCOL_KEY in wanted:
+        there, here = stored[PROTOCOL_KEY]["values"], wanted[PROTOCOL_KEY]["values"]
+        changed = [f"{k}: {there.get(k)!r} there, {here.get(k)!r} here" for k in sorted(set(there) | set(here))
+                   if there.get(k) != here.get(k)]
+        if changed:
+            differences.append("evaluation protocol: " + ", ".join(changed))
+    return differences
 
 
 def load_spec(study: optuna.Study) -> StudySpec:
@@ -107,7 +151,3 @@ def load_spec(study: optuna.Study) -> StudySpec:
 
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
-
-
-def count_trials(study: optuna.Study, states=FINISHED) -> int:
-    return len(study.get_trials(deepcopy=False, states=states))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
 
-from sweeps.study import StudySpec
+from sweeps.study import PROTOCOL_KEY, StudySpec
 from tav.tracking.secrets import redact_text
 
 log = logging.getLogger(__name__)
@@ -19,13 +20,15 @@ def summarize(study: optuna.Study, spec: StudySpec, storage: str) -> dict:
     return {
         "study": study.study_name, "storage": redact_text(storage), "objectives": spec.objective_names,
         "directions": spec.directions, "pareto_trials": sorted(best),
+        "protocol": study.user_attrs.get(PROTOCOL_KEY),  # how every trial's clips were rendered and scored
         "counts": {state.name.lower(): sum(t.state == state for t in trials) for state in TrialState},
         "random_weights": any(t.user_attrs.get("random_weights") for t in trials),
         "trials": [{
             "number": t.number, "state": t.state.name.lower(), "params": t.params, "values": t.values,
             "baseline": bool(t.user_attrs.get("baseline")), "pareto": t.number in best,
             **{k: t.user_attrs.get(k) for k in ("best_step", "best_seed", "best_checkpoint", "output_dir",
-                                                "overlap_measured", "failure", "pruned_reason", "wandb_run_id")},
+                                                "overlap_measured", "failure", "pruned_reason", "wandb_run_id",
+                                                "retry_of")},
         } for t in trials],
     }
 
@@ -50,6 +53,11 @@ def summary_table(summary: dict) -> str:
     return "\n".join([*lines, legend])
 
 
+def titled(axes, title: str):
+    axes.set_title(title)
+    return axes
+
+
 def study_plots(study: optuna.Study, names: list[str], out_dir: Path) -> dict[str, Path]:
     """Optuna's Pareto front, parameter importances and optimisation history as PNG files (those that apply)."""
     import matplotlib
@@ -62,14 +70,22 @@ def study_plots(study: optuna.Study, names: list[str], out_dir: Path) -> dict[st
     first = dict(target=lambda t: t.values[0], target_name=names[0])
     wanted = {"optimization_history": lambda: plots.plot_optimization_history(study, **first)}
     if len(complete) >= 2:
-        wanted["param_importances"] = lambda: plots.plot_param_importances(study, **first)
+        # Optuna's default importance evaluator (PED-ANOVA) ranks parameters for LOW target values: negate a
+        # maximised objective so the ranking is for doing well.
+        sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
+        wanted["param_importances"] = lambda: titled(plots.plot_param_importances(
+            study, target=lambda t: sign * t.values[0], target_name=names[0]),
+            f"importance for {names[0]} ({len(complete)} complete trials)")
     if len(study.directions) in (2, 3):
         wanted["pareto_front"] = lambda: plots.plot_pareto_front(study, target_names=names)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
     for name, draw in wanted.items():
         try:
-            axes = draw()
+            with warnings.catch_warnings():  # Optuna marks its matplotlib plots experimental; they are what we want
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                warnings.filterwarnings("ignore", "PedAnovaImportanceEvaluator computes", UserWarning)  # negated above
+                axes = draw()
         except (ValueError, RuntimeError) as error:  # e.g. importances of a parameter that never varied
             log.info("plot %s skipped: %s", name, error)
             continue

@@ -1,20 +1,27 @@
 """`python sweep.py -m`: a Hydra sweeper on current Optuna (ask/tell), one trial per job, no batch barrier.
 
-Each worker loops: ask the study for a trial, launch one training job with the trial's parameters and its
-coordinates (storage, study, number), and move on when it ends. The job reports, prunes and tells its own
-trial (sweeps/live_trial.py); the sweeper only fails trials whose job died before it could. Several workers
-(`n_workers`) re-run this command against the same storage, each on its own GPU.
+Before any study exists the command line is planned (sweeps/plan.py): entries in the search grammar are
+searched, every other override (`group=option`, `+key=`, `~key`, `key=value`) goes to every trial unchanged,
+and a trial's config is composed for every searched group choice and checked, so a sweep that cannot run stops
+with one line. Then each worker loops: ask the study for a trial (leased by heartbeats from that moment),
+launch one training job with the trial's parameters and its coordinates (storage, study, number), and move on
+when it ends. The job reports, prunes and tells its own trial (sweeps/live_trial.py); the sweeper fails trials
+whose job died before it could, and dead workers' trials are failed and retried (sweeps/recovery.py).
+Several workers (`n_workers`) re-run this command against the same storage, each on its own GPU.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import subprocess
 import sys
+import time
+import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 import optuna
 from hydra.core.plugins import Plugins
@@ -24,11 +31,26 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from sweeps.space import SearchSpace, merge_command_line, parse_search_space, to_overrides
-from sweeps.study import StudySpec, build_sampler, count_trials, create_study, open_storage, storage_url
+from sweeps.plan import SweepPlan, check_keys, check_trials, plan_sweep, protocol_of
+from sweeps.progress import StudyProgress
+from sweeps.recovery import Lease, fail_dead_trials, follow_companion, grace_period, sync_companions, tally
+from sweeps.space import SearchSpace, to_overrides
+from sweeps.study import StudySpec, build_sampler, create_study, open_storage, storage_url
 from sweeps.summary import study_plots, summarize, summary_table
 
 log = logging.getLogger(__name__)
+
+BASELINE = "the official Tune-A-Video recipe"
+
+
+def fail(message: str) -> NoReturn:
+    """Stop a sweep that cannot start or go on: one line on stderr, exit status 1, no traceback.
+
+    A SystemExit, because Hydra's error report (hydra/_internal/utils.py run_and_report) adds a traceback or
+    a HYDRA_FULL_ERROR hint to every Exception a sweeper raises."""
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+    raise SystemExit(1)
 
 
 def clip_to_space(values: dict, space: SearchSpace) -> dict:
@@ -49,12 +71,19 @@ def clip_to_space(values: dict, space: SearchSpace) -> dict:
     return clipped
 
 
+def derived_seed(seed: int, worker_index: int, n_trials_so_far: int) -> int:
+    """A sampler seed per worker and per ask: resumes and parallel workers never replay one sequence, and the
+    same command on a fresh study proposes the same trials."""
+    digest = hashlib.sha256(f"{seed}/{worker_index}/{n_trials_so_far}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
 class OptunaSweeper(Sweeper):
     def __init__(self, study_name: str, n_trials: int, objectives: dict, params: dict | None = None,
                  storage: str | None = None, single_objective: bool = False, constraints: dict | None = None,
                  pruner: dict | None = None, sampler: dict | None = None, baseline: dict | None = None,
                  n_workers: int = 1, devices: Sequence[str] | None = None, worker_index: int = 0,
-                 heartbeat_interval: int | None = 60):
+                 heartbeat_interval: int | None = 60, dry_run: bool = False):
         self.study_name = study_name
         self.n_trials = n_trials
         self.spec = StudySpec(dict(objectives), single_objective, dict(constraints or {}),
@@ -67,6 +96,7 @@ class OptunaSweeper(Sweeper):
         self.devices = list(devices) if devices else None
         self.worker_index = worker_index
         self.heartbeat_interval = heartbeat_interval
+        self.dry_run = dry_run
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
@@ -78,43 +108,108 @@ class OptunaSweeper(Sweeper):
         self.storage_as_configured = OmegaConf.to_container(config.hydra.sweeper, resolve=False).get("storage")
 
     def sweep(self, arguments: list[str]) -> Any:
-        space = parse_search_space(merge_command_line(self.params, arguments))
-        self._check_keys(space)
+        try:
+            plan, protocol = self.prepare(arguments)
+        except ValueError as error:
+            fail(str(error))
+        if self.dry_run:
+            log.info("dry run: %s", self.describe(plan, protocol))
+            return []
         url = storage_url(self.storage, self.sweep_dir)
         storage = open_storage(url, self.heartbeat_interval)
-        study = create_study(storage, self.study_name, self.spec, build_sampler(self.sampler, self.spec.constraints))
+        space = {key: (d, plan.grammar[key]) for key, d in plan.space.distributions.items()}
+        try:
+            study = create_study(storage, self.study_name, self.spec, build_sampler(self.sampler, self.spec.constraints),
+                                 space, protocol)
+        except ValueError as error:
+            fail(str(error))
         if self.worker_index == 0 and not study.trials:
-            study.enqueue_trial(clip_to_space(self.baseline, space),
-                                user_attrs={"baseline": "the official Tune-A-Video recipe"})
+            filled = clip_to_space(self.baseline, plan.space)
+            study.enqueue_trial(filled, user_attrs={"baseline": BASELINE, "baseline_filled": filled,
+                                                    "baseline_left": sorted(set(self.baseline) - set(filled))})
         workers = self._start_workers() if self.worker_index == 0 else []
-        coordinates = {"trial.storage": self.storage_as_configured or url, "trial.study_name": self.study_name}
-        returns = []
-        while True:
-            optuna.storages.fail_stale_trials(study)
-            if count_trials(study) + count_trials(study, (TrialState.RUNNING,)) >= self.n_trials:
-                break
-            trial = study.ask(space.distributions)
-            trial.set_user_attr("worker", self.worker_index)
-            overrides = space.overrides(trial.params) + to_overrides({**coordinates, "trial.number": trial.number})
-            if trial.user_attrs.get("baseline"):
-                overrides += to_overrides({k: v for k, v in self.baseline.items() if k not in space.distributions})
-            log.info("trial %d: %s", trial.number, " ".join(space.overrides(trial.params)))
-            [job] = self.launcher.launch([overrides], initial_job_idx=trial.number)
-            self._finish_if_dead(study, trial, job)
-            returns.append(job)
+        returns = self._loop(study, storage, plan, url, workers)
         for worker in workers:
             worker.wait()
         if self.worker_index == 0:
             self._report(study, url)
         return returns
 
-    def _check_keys(self, space: SearchSpace) -> None:
-        """Reject a search space naming keys the config lacks, before any training starts."""
-        unknown = [k for k in [*space.distributions, *space.fixed] if not k.startswith("hydra.")
-                   and OmegaConf.select(self.config, k, default="<missing>") == "<missing>"]
-        if unknown:
-            raise ValueError(f"search space key(s) {unknown} are not in the config; check the spelling against "
-                             "`python train.py --cfg job`")
+    def prepare(self, arguments: list[str]) -> tuple[SweepPlan, dict]:
+        """Plan the command line, check its keys and compose-check its trials; the protocol the study records."""
+        loader = self.hydra_context.config_loader
+
+        def group_options(key: str) -> list[str]:
+            return loader.get_group_options(key)
+
+        plan = plan_sweep(self.params, arguments, is_group=lambda key: bool(group_options(key)))
+        check_keys(plan, self.config, group_options)
+        first = check_trials(plan, lambda overrides: loader.load_sweep_config(self.config, overrides))
+        searched = plan.protocol_searched()
+        note = (f"scores compare renders made differently: {searched} are searched" if searched else
+                "every trial renders and scores its clips the same way; only the searched training knobs differ")
+        return plan, {"values": protocol_of(first), "searched": searched, "note": note}
+
+    def describe(self, plan: SweepPlan, protocol: dict) -> str:
+        return (f"searched {plan.grammar}; fixed by the search space {plan.space.fixed}; passed to every trial "
+                f"{plan.passthrough}; trial 0 fills {clip_to_space(self.baseline, plan.space)}; {protocol['note']}; "
+                "every searched choice composes and checks")
+
+    def _loop(self, study: optuna.Study, storage, plan: SweepPlan, url: str, workers: list) -> list:
+        coordinates = {"trial.storage": self.storage_as_configured or url, "trial.study_name": self.study_name,
+                       "trial.heartbeat_interval": self.heartbeat_interval}
+        progress = StudyProgress(self.n_trials, self.n_workers, self.spec.objective_names)
+        returns, told_waiting = [], False
+        while True:
+            fail_dead_trials(study)
+            sync_companions(study)
+            counted, running, _ = tally(study)
+            if counted >= self.n_trials:
+                if not returns:
+                    log.info("study '%s' has %d of %d trials finished: nothing to run (raise hydra.sweeper.n_trials "
+                             "to run more)", self.study_name, counted, self.n_trials)
+                break
+            if counted + len(running) >= self.n_trials:
+                if self.worker_index > 0:
+                    break
+                self._wait_for(running, workers, told_waiting)
+                told_waiting = True
+                continue
+            told_waiting = False
+            returns.append(self._run_one(study, storage, plan, coordinates, progress))
+        return returns
+
+    def _wait_for(self, running: list, workers: list, told: bool) -> None:
+        """The rest of the study is running elsewhere (or in a dead worker, until its heartbeat is stale)."""
+        numbers = [t.number for t in running]
+        if not self.heartbeat_interval and not any(w.poll() is None for w in workers):
+            fail(f"cannot make progress: trial(s) {numbers} are RUNNING and heartbeats are off "
+                 "(hydra.sweeper.heartbeat_interval=null), so a dead worker's trial cannot be told from a live one; "
+                 "turn heartbeats on, or raise hydra.sweeper.n_trials")
+        if not told:
+            bound = (f"; a dead worker's trial is failed after {grace_period(self.heartbeat_interval):g} s without a "
+                     "heartbeat and retried") if self.heartbeat_interval else ""
+            log.info("waiting for trial(s) %s running in other workers%s", numbers, bound)
+        time.sleep(min(max((self.heartbeat_interval or 2) / 2, 0.5), 5))
+
+    def _run_one(self, study: optuna.Study, storage, plan: SweepPlan, coordinates: dict, progress: StudyProgress):
+        seed = self.sampler.get("seed")
+        if seed is not None:
+            study.sampler = build_sampler({**self.sampler, "seed": derived_seed(seed, self.worker_index,
+                                                                                 len(study.trials))},
+                                          self.spec.constraints)
+        with warnings.catch_warnings():  # heartbeats are ours (sweeps/recovery.py), not Study.optimize's
+            warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+            trial = study.ask(plan.space.distributions)
+        with Lease(storage, trial._trial_id):  # owned from the moment it is asked for, until its job returns
+            trial.set_user_attr("worker", self.worker_index)
+            overrides = plan.trial_overrides(trial.params) + to_overrides({**coordinates, "trial.number": trial.number})
+            log.info("trial %d: %s", trial.number, " ".join(to_overrides(trial.params)))
+            [job] = self.launcher.launch([overrides], initial_job_idx=trial.number)
+            frozen = self._finish_if_dead(study, trial, job)
+        counted, _, _ = tally(study)
+        log.info("%s", progress.line(study, frozen, counted))
+        return job
 
     def _start_workers(self) -> list[subprocess.Popen]:
         """Workers 1..n-1 re-run this command on the same storage; worker k sees only its own GPU."""
@@ -134,7 +229,7 @@ class OptunaSweeper(Sweeper):
             os.environ["CUDA_VISIBLE_DEVICES"] = devices[0]
         return workers
 
-    def _finish_if_dead(self, study: optuna.Study, trial: optuna.trial.Trial, job) -> None:
+    def _finish_if_dead(self, study: optuna.Study, trial: optuna.trial.Trial, job) -> optuna.trial.FrozenTrial:
         """A job that failed before opening its trial (bad config, import error) leaves it running: fail it."""
         frozen = study._storage.get_trial(trial._trial_id)
         if frozen.state == TrialState.RUNNING:
@@ -143,9 +238,8 @@ class OptunaSweeper(Sweeper):
             study._storage.set_trial_user_attr(trial._trial_id, "failure", reason)
             study.tell(trial, state=TrialState.FAIL)
             frozen = study._storage.get_trial(trial._trial_id)
-        outcome = frozen.values if frozen.state == TrialState.COMPLETE else (
-            frozen.user_attrs.get("failure") or frozen.user_attrs.get("pruned_reason") or "")
-        log.info("trial %d %s %s", trial.number, frozen.state.name.lower(), outcome)
+        follow_companion(study, frozen.user_attrs, frozen.state)
+        return frozen
 
     def _report(self, study: optuna.Study, url: str) -> None:
         """sweep_summary.json and plots beside the storage, a table in the log, and a W&B study run."""

@@ -61,6 +61,12 @@ def test_a_trial_scoring_below_the_median_is_pruned(tmp_path, single_objective):
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED]
     assert "pruned at step 10" in trials[2].user_attrs["pruned_reason"]
     assert trials[2].user_attrs["best_step"] == 10 and weak.curve == {10: 1.0}
+    assert list((tmp_path / "artifacts").rglob(trials[2].user_attrs["artifact_ids"][0]))  # the dashboard shows it
+    if single_objective:  # optuna-dashboard plots the curve of the trial it belongs to
+        assert trials[2].intermediate_values == {10: 1.0} and study.metric_names == ["score"]
+    else:  # reported on the companion; the curve is on the trial as a user attr
+        assert trials[2].intermediate_values == {} and trials[2].user_attrs["curve"] == {"10": 1.0}
+        assert study.metric_names == list(OBJECTIVES)
     strong = run_trial(url, [9.0, 9.5, 9.9], tmp_path)  # above the median: runs to the end
     assert study.get_trials()[3].state == TrialState.COMPLETE and len(strong.curve) == 3
 
@@ -93,5 +99,24 @@ def test_a_run_without_scores_cannot_report(tmp_path):
 def test_resuming_with_other_objectives_is_refused(tmp_path):
     url, _ = make_study(tmp_path, single_objective=False)
     spec = StudySpec({"frame_consistency/mean": "maximize"})
-    with pytest.raises(ValueError, match="exists with objectives"):
+    with pytest.raises(ValueError, match="exists with another objectives"):
         create_study(open_storage(url), "s", spec, optuna.samplers.RandomSampler())
+
+
+def test_joining_a_study_with_another_space_or_protocol_is_refused_saying_what_differs(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    spec = StudySpec(OBJECTIVES)
+    lr = optuna.distributions.FloatDistribution(1e-6, 1e-4, log=True)
+    space = {"train.learning_rate": (lr, "tag(log, interval(1e-6, 1e-4))")}
+    protocol = {"values": {"validation.noise_mix": 0.2}, "searched": [], "note": ""}
+    sampler = optuna.samplers.RandomSampler()
+    create_study(open_storage(url), "s", spec, sampler, space, protocol)
+    create_study(open_storage(url), "s", spec, sampler, space, protocol)  # the same sweep resumes
+    steps = {**space, "train.max_steps": (optuna.distributions.IntDistribution(2, 4), "int(interval(2, 4))")}
+    with pytest.raises(ValueError) as error:
+        create_study(open_storage(url), "s", spec, sampler, steps, {**protocol, "values": {"validation.noise_mix": 0.0}})
+    message = str(error.value)
+    assert "search space: train.max_steps: not searched there, int(interval(2, 4)) here" in message
+    assert "evaluation protocol: validation.noise_mix: 0.2 there, 0.0 here" in message
+    assert "hydra.sweeper.study_name=s-2" in message and "\n" not in message
+    assert optuna.load_study(study_name="s", storage=url).trials == []  # refused before any trial was asked for

@@ -6,7 +6,7 @@ import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from sweeps.space import merge_command_line, parse_search_space, to_overrides
+from sweeps.space import parse_search_space, split_command_line, to_overrides
 
 SEARCH_YAML = {
     "train.learning_rate": "tag(log, interval(1e-6, 1e-4))",
@@ -57,13 +57,18 @@ def test_plain_values_are_fixed_not_searched(value, written):
     assert space.fixed == {"key": written}
 
 
-def test_command_line_overrides_the_yaml():
-    merged = merge_command_line(SEARCH_YAML, ["train.learning_rate=tag(log,interval(1e-5,1e-4))",
-                                              "train.max_steps=300", "model.rank=choice(4,8)"])
+def test_command_line_sweeps_are_searched_and_everything_else_passes_through():
+    line = ["train.learning_rate=tag(log,interval(1e-5,1e-4))", "train.max_steps=300", "model.rank=choice(4,8)",
+            "model=sd14,sd15", "experiment=tav_paper", "+train.extra=3", "~train.seed", "data.video=/v/a b.mp4"]
+    merged, passthrough = split_command_line(SEARCH_YAML, line)
     space = parse_search_space(merged)
     assert space.distributions["train.learning_rate"] == FloatDistribution(1e-5, 1e-4, log=True)
-    assert space.fixed == {"data.fixed": "3", "train.max_steps": "300"}
     assert space.distributions["model.rank"] == CategoricalDistribution((4, 8))
+    assert space.distributions["model"] == CategoricalDistribution(("sd14", "sd15"))  # a search over group options
+    assert "train.max_steps" not in space.distributions and "train.seed" not in space.distributions  # user fixed them
+    assert space.fixed == {"data.fixed": "3"}
+    assert passthrough == ["train.max_steps=300", "experiment=tav_paper", "+train.extra=3", "~train.seed",
+                           "data.video=/v/a b.mp4"]  # unchanged, in order
 
 
 def test_sampled_values_round_trip_through_hydras_parser():
@@ -109,10 +114,15 @@ def test_malformed_entries_are_rejected_with_one_clear_line(grammar, problem):
     assert "accepted: interval(lo, hi), int(interval(lo, hi)), tag(log, interval(lo, hi))" in message
 
 
-@pytest.mark.parametrize("line", ["+train.extra=3", "~train.seed", "a b=3"])
-def test_command_line_entries_must_be_plain_key_value(line):
-    with pytest.raises(ValueError, match="^search space "):
-        merge_command_line(SEARCH_YAML, [line])
+@pytest.mark.parametrize("line, problem", [
+    ("a b=3", "Hydra cannot parse it"),
+    ("+train.extra=interval(1, 2)", "a searched key must already be in the config"),
+    ("~train.seed=1,2", "a searched key must already be in the config"),
+])
+def test_bad_command_line_entries_are_rejected_with_one_line(line, problem):
+    with pytest.raises(ValueError, match="^search space ") as error:
+        split_command_line(SEARCH_YAML, [line])
+    assert problem in str(error.value) and "\n" not in str(error.value)
 
 
 def test_float_range_keeps_the_step_grid():

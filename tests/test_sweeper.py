@@ -2,14 +2,19 @@
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
 import pytest
+import yaml
 from optuna.trial import TrialState
 
+from sweep_compose import planned
 from sweeps.sweeper import clip_to_space
 from sweeps.space import parse_search_space
 
@@ -20,8 +25,8 @@ FAST = ["data.n_frames=4", "data.height=32", "data.width=32", "validation.every_
         "train.max_steps=int(interval(2,4))"]
 
 
-def sweep(tmp_path: Path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
-    command = [sys.executable, "sweep.py", "-m", *FAST, f"hydra.sweep.dir={tmp_path}", *overrides]
+def sweep(tmp_path: Path, *overrides: str, check: bool = True, fast=FAST) -> subprocess.CompletedProcess:
+    command = [sys.executable, "sweep.py", "-m", *fast, f"hydra.sweep.dir={tmp_path}", *overrides]
     env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}  # W&B must run offline here
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     if check:
@@ -35,7 +40,7 @@ def load(tmp_path: Path) -> optuna.Study:
 
 @pytest.mark.slow
 def test_a_small_study_completes_records_its_trials_and_resumes(tmp_path):
-    sweep(tmp_path, "hydra.sweeper.n_trials=3", "logger=wandb")  # W&B offline: no key in the test environment
+    first = sweep(tmp_path, "hydra.sweeper.n_trials=3", "logger=wandb")  # W&B offline: no key in the test environment
     study = load(tmp_path)
     trials = study.get_trials()
     assert len(trials) == 3 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
@@ -43,6 +48,14 @@ def test_a_small_study_completes_records_its_trials_and_resumes(tmp_path):
     assert baseline.user_attrs["baseline"] and baseline.params["train.learning_rate"] == 3e-5
     assert baseline.params["train.seed"] == 33 and baseline.params["prompts.overlap"] == 0.5
     assert baseline.params["train.max_steps"] == 4  # the official 500, clipped into the searched range
+    assert baseline.user_attrs["baseline_filled"] == baseline.params  # it filled only the searched keys
+    assert set(baseline.user_attrs["baseline_left"]) == {"validation.guidance_scale", "validation.noise_mix"}
+    study_attrs = study.user_attrs  # one evaluation protocol, recorded; the dashboard's objective names
+    assert study_attrs["protocol"]["searched"] == [] and study_attrs["protocol"]["values"]["validation.noise_mix"] == 0.2
+    assert study.metric_names == ["text_alignment/mean", "frame_consistency/mean", "style_probe/mean"]
+    for t in trials:  # trial 0 renders as every other trial: the sweep's noise mix, not the recipe's 0
+        config = yaml.safe_load((tmp_path / f"trial_{t.number}" / ".hydra" / "config.yaml").read_text())
+        assert config["validation"]["noise_mix"] == 0.2 and config["validation"]["guidance_scale"] == 12.5
     for t in trials:
         attrs = t.user_attrs
         assert Path(attrs["output_dir"]).name == f"trial_{t.number}"
@@ -63,6 +76,8 @@ def test_a_small_study_completes_records_its_trials_and_resumes(tmp_path):
     assert (tmp_path / "plots" / "optimization_history.png").is_file()
     summary = json.loads((tmp_path / "sweep_summary.json").read_text())
     assert [t["number"] for t in summary["trials"]] == [0, 1, 2] and summary["pareto_trials"]
+    console = first.stderr + first.stdout  # one line per trial: its number, how far the study is, its state
+    assert re.search(r"trial 2 \(3 of 3 done\) (complete|pruned): .*\| elapsed \d+m\d\ds, ETA done", console)
 
     sweep(tmp_path, "hydra.sweeper.n_trials=4")  # the same command with a larger budget resumes the study
     assert len(load(tmp_path).get_trials()) == 4
@@ -86,19 +101,61 @@ def test_a_malformed_search_space_is_rejected_before_training(tmp_path):
     assert "search space 'train.learning_rate'" in done.stderr and "accepted:" in done.stderr
     assert not (tmp_path / "study.db").exists() and not list(tmp_path.glob("trial_*"))
     done = sweep(tmp_path, "train.learnin_rate=interval(1e-6, 1e-4)", check=False)
-    assert done.returncode != 0 and "['train.learnin_rate'] are not in the config" in done.stderr
+    assert done.returncode == 1 and "['train.learnin_rate'] are not in the config" in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in done.stderr and "HYDRA_FULL_ERROR" not in done.stderr
+    assert not (tmp_path / "study.db").exists()
 
 
 @pytest.mark.slow
-def test_two_workers_share_one_study_and_run_no_trial_twice(tmp_path):
-    sweep(tmp_path, "hydra.sweeper.n_trials=5", "hydra.sweeper.n_workers=2")
+def test_two_workers_and_a_resume_share_one_study_and_never_repeat_a_proposal(tmp_path):
+    sweep(tmp_path, "hydra.sweeper.n_trials=4", "hydra.sweeper.n_workers=2")
+    sweep(tmp_path, "hydra.sweeper.n_trials=8", "hydra.sweeper.n_workers=2")  # resumed: new processes, same seed
     trials = load(tmp_path).get_trials()
-    assert sorted(t.number for t in trials) == [0, 1, 2, 3, 4]
+    assert sorted(t.number for t in trials) == list(range(8))
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-    workers = [t.user_attrs["worker"] for t in trials]
-    assert set(workers) == {0, 1}
+    assert {t.user_attrs["worker"] for t in trials} == {0, 1}
+    proposals = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(set(proposals)) == 8, proposals
     runs = sorted(p.parent.name for p in tmp_path.glob("trial_*/result.json"))
     assert len(runs) == len(set(runs)) == sum(t.state == TrialState.COMPLETE for t in trials)
+
+
+@pytest.mark.slow
+def test_every_override_reaches_every_trial_and_trial_0_keeps_what_the_user_fixed(tmp_path):
+    done = sweep(tmp_path, "hydra.sweeper.n_trials=2", "experiment=demo", "search=default", "train.max_steps=3",
+                 "+note=hello", "~validation.fps", "logger=none,wandb")
+    study = load(tmp_path)
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    for t in trials:
+        assert "train.max_steps" not in t.params and t.params["logger"] in ("none", "wandb")  # a group, searched
+        config = yaml.safe_load((tmp_path / f"trial_{t.number}" / ".hydra" / "config.yaml").read_text())
+        assert config["train"]["max_steps"] == 3 and config["note"] == "hello" and "fps" not in config["validation"]
+        assert config["logger"]["enabled"] == (t.params["logger"] == "wandb")
+        assert json.loads((tmp_path / f"trial_{t.number}" / "result.json").read_text())["steps"] == 3
+    assert "train.max_steps" not in trials[0].user_attrs["baseline_filled"]
+    assert "train.max_steps" in trials[0].user_attrs["baseline_left"]
+
+    # One study, one space: joining it with another search space is refused before a trial is asked for.
+    done = sweep(tmp_path, "hydra.sweeper.n_trials=3", "train.max_steps=int(interval(2,5))", check=False)
+    assert done.returncode == 1 and "exists with another search space" in done.stderr
+    assert "train.max_steps: not searched there, int(interval(2,5)) here" in done.stderr
+    assert "hydra.sweeper.study_name=" in done.stderr and len(load(tmp_path).get_trials()) == 2
+
+
+@pytest.mark.slow
+def test_the_paper_experiment_and_search_space_sweep_out_of_the_box(tmp_path):
+    shared = ROOT.parent / "shared" / "videos" / "man-surfing.mp4"
+    video = shared if shared.is_file() else ROOT / "tav" / "assets" / "demo.mp4"
+    cpu_sized = ["model=tiny", "metrics=tiny", "train.device=cpu", "train.mixed_precision=no", "logger=none",
+                 *FAST[:7], "prompts.edit_subjects=[panda]", "train.max_steps=int(interval(2,3))"]
+    sweep(tmp_path, "experiment=tav_paper", "search=tav_paper", f"data.video={video}", *cpu_sized,
+          "hydra.sweeper.n_trials=1", fast=[])
+    [trial] = load(tmp_path).get_trials()
+    assert trial.state == TrialState.COMPLETE
+    assert trial.user_attrs["train_prompt"] == "a man is surfing"
+    assert trial.user_attrs["generation_prompts"][0].startswith("a panda")
 
 
 def test_baseline_is_clipped_into_the_searched_space():
@@ -106,3 +163,110 @@ def test_baseline_is_clipped_into_the_searched_space():
                                 "v.g": "choice(7.5, 10.0)"})
     baseline = {"train.max_steps": 500, "train.seed": 33, "v.g": 12.5, "prompts.overlap": 0.5}
     assert clip_to_space(baseline, space) == {"train.max_steps": 40, "train.seed": 9}
+
+
+EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
+SEARCHES = sorted(p.stem for p in (ROOT / "conf" / "search").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+@pytest.mark.parametrize("search", SEARCHES)
+def test_every_shipped_experiment_and_search_space_compose_into_runnable_trials(experiment, search):
+    plan, protocol = planned(f"experiment={experiment}", f"search={search}", "data.video=tav/assets/demo.mp4")
+    assert plan.space.distributions and protocol["values"]["data.video"] == "tav/assets/demo.mp4"
+    assert plan.passthrough == [f"experiment={experiment}", f"search={search}", "data.video=tav/assets/demo.mp4"]
+    assert protocol["searched"] == (["validation.guidance_scale", "validation.noise_mix"] if search == "full" else [])
+
+
+@pytest.mark.parametrize("overrides, named", [
+    (["experiment=tav_paper"], "data.video='data/man-surfing.mp4' is not a file; set data.video="),
+    (["data.video=tav/assets/demo.mp4", "experiment=tav_paper", "prompts.source_subject=woman"],
+     "set prompts.source_subject"),
+    (["model=single_file"], "model.source is not set (???); set it on the command line"),
+    (["model=tiny,sd13"], "['sd13'] are not options of the config group 'model'"),
+    (["data=demo,man_surfing", "data.video=tav/assets/demo.mp4"], "a trial (data=man_surfing) cannot run"),
+    (["train.learnin_rate=tag(log, interval(1e-6, 1e-4))"], "['train.learnin_rate'] are not in the config"),
+])
+def test_a_sweep_that_cannot_run_names_the_field_before_any_study(overrides, named):
+    with pytest.raises(ValueError) as error:
+        planned(*overrides)
+    assert named in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_comma_list_of_a_config_group_is_a_categorical_search_over_its_options():
+    plan, protocol = planned("logger=none,wandb", "model=tiny", "+note=x", "~validation.fps")
+    assert plan.space.distributions["logger"].choices == ("none", "wandb") and plan.groups == ["logger"]
+    assert plan.passthrough == ["model=tiny", "+note=x", "~validation.fps"]
+    assert plan.trial_overrides({"logger": "wandb"})[-1] == "logger=wandb"
+
+
+def kinds(log: Path) -> list[str]:
+    return [json.loads(line)["kind"] for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
+
+
+def kill_when(tmp_path: Path, number: int, phase: str, *overrides: str) -> None:
+    """Start the sweep, kill -9 its worker (by its own PID) when trial `number` is in `phase`, check it was running."""
+    command = [sys.executable, "sweep.py", "-m", *FAST, f"hydra.sweep.dir={tmp_path}", *overrides]
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}
+    worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = tmp_path / f"trial_{number}"
+    reached = {"before its first step": lambda: "config" in kinds(run / "log.jsonl") and "step" not in kinds(run / "log.jsonl"),
+               "mid-training": lambda: "step" in kinds(run / "log.jsonl"),
+               "during validation": lambda: list(run.glob("samples/step_*/*.mp4"))}[phase]
+    deadline = time.monotonic() + 300
+    while not reached():
+        assert worker.poll() is None and time.monotonic() < deadline, f"trial {number} never got {phase}"
+        time.sleep(0.02)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    assert not (run / "result.json").exists()
+    assert load(tmp_path).get_trials()[number].state == TrialState.RUNNING  # killed while its trial ran
+
+
+@pytest.mark.slow
+def test_killed_workers_trials_are_failed_retried_and_the_study_finishes(tmp_path):
+    settings = ["hydra.sweeper.n_trials=3", "hydra.sweeper.heartbeat_interval=1", "train.max_steps=12",
+                "validation.every_n_steps=12", "hydra.sweeper.pruner.name=NopPruner",
+                "hydra.sweeper.pruner.n_startup_trials=null", "hydra.sweeper.pruner.n_warmup_steps=null"]
+    kill_when(tmp_path, 0, "before its first step", *settings)
+    study = load(tmp_path)
+    killed = [0]
+    for phase in ("mid-training", "during validation"):  # each re-run takes the next trial (or trial 0's retry)
+        number = len(study.get_trials())
+        kill_when(tmp_path, number, phase, *settings)
+        killed.append(number)
+    done = sweep(tmp_path, *settings)  # waits out the 3 s grace period, fails the dead trials, runs their retries
+    trials = load(tmp_path).get_trials()
+    assert all(t.state in (TrialState.COMPLETE, TrialState.FAIL) for t in trials)  # nothing RUNNING or WAITING
+    retries = {t.user_attrs["retry_of"]: t for t in trials if "retry_of" in t.user_attrs}
+    for number in killed:
+        assert trials[number].state == TrialState.FAIL
+        assert trials[number].user_attrs["failure"] == "worker died: no heartbeat for 3 s"
+    assert 0 in retries and retries[0].params == trials[0].params and retries[0].user_attrs["baseline"]
+    for number in killed:  # retried once; a retry that was killed too stays failed and counts
+        assert number in retries or "retry_of" in trials[number].user_attrs
+    counted = [t for t in trials if t.number not in retries]  # a retry counts instead of the trial it replaces
+    assert len(counted) == 3 and all(t.state == TrialState.COMPLETE or t.number in killed for t in counted)
+    companions = optuna.load_study(study_name="tav-demo.pruning", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    assert not [t for t in companions.get_trials() if t.state == TrialState.RUNNING]
+    assert "worker died" in done.stderr + done.stdout
+
+    done = sweep(tmp_path, *settings)  # nothing left: says so and launches nothing
+    assert "has 3 of 3 trials finished: nothing to run" in done.stderr + done.stdout
+    assert len(load(tmp_path).get_trials()) == len(trials)
+
+
+def test_a_rerun_that_cannot_progress_says_why_and_exits_non_zero(tmp_path, capsys):
+    from sweeps.study import StudySpec, build_sampler, create_study, open_storage
+    from sweeps.sweeper import OptunaSweeper
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    objectives = {"text_alignment/mean": "maximize"}
+    study = create_study(open_storage(url), "s", StudySpec(objectives), build_sampler({"name": "RandomSampler"}, {}))
+    study.ask()  # a trial left RUNNING by a worker that died while heartbeats were off
+    sweeper = OptunaSweeper("s", n_trials=1, objectives=objectives, heartbeat_interval=None)
+    sweeper.storage_as_configured = url
+    with pytest.raises(SystemExit) as stopped:
+        sweeper._loop(study, study._storage, plan=None, url=url, workers=[])
+    assert stopped.value.code == 1
+    assert "error: cannot make progress: trial(s) [0] are RUNNING and heartbeats are off" in capsys.readouterr().err
