@@ -27,6 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweeps.study import load_spec
 from sweeps.summary import summarize, summary_table
+from tav.cli import check_study_storage
 from tav.tracking import LOG_NAME, read_log, redact_text
 
 RANDOM_NOTE = "random weights: these scores check the plumbing and say nothing about quality"
@@ -193,7 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="folder for the PNG files and index.html")
     args = parser.parse_args(argv)
     try:
+        check_study_storage(args.storage)  # connecting to a missing SQLite file would create it
         page = compare(args.storage, args.study, Path(args.out))
+    except (ValueError, OSError) as error:
+        print(f"compare: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
     except KeyError:
         print(f"compare: no study '{args.study}' in {redact_text(args.storage)}; studies there: "
               f"{optuna.get_all_study_names(args.storage)}", file=sys.stderr)

@@ -248,6 +248,10 @@ def _dataclass_of(annotation: Any) -> type | None:
     return cls
 
 
+TYPE_WORDS = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string",
+              "List[str]": "a list of strings", "Dict[str, float]": "a mapping of names to numbers"}
+
+
 def accepted(key: str) -> str:
     """What `key` accepts, in words ("" for a key the schema does not know)."""
     known = knobs().get(key)
@@ -256,7 +260,10 @@ def accepted(key: str) -> str:
     node, f = known
     rule = f.metadata.get("rule")
     kind = str(f.type).replace("typing.", "")
-    return f"{rule.text}" + (" or null" if kind.startswith("Optional") else "") if rule else kind
+    optional = kind.startswith("Optional[")
+    text = rule.text if rule else TYPE_WORDS.get(kind.removeprefix("Optional[").removesuffix("]") if optional else kind,
+                                                  kind)
+    return text + (" or null" if optional else "")
 
 
 def check_value(key: str, value: Any, name: str | None = None) -> None:
@@ -268,6 +275,8 @@ def check_value(key: str, value: Any, name: str | None = None) -> None:
         return
     node, f = known
     name = name or key
+    if value is None and not str(f.type).startswith("Optional"):
+        raise ConfigError(f"{name} is empty (null); {name} takes {accepted(key)}")
     typed = OmegaConf.structured(node)
     try:
         typed[f.name] = value  # OmegaConf's own conversion and type check, as at composition
