@@ -356,6 +356,13 @@ def _check_metrics(cfg: DictConfig) -> None:
     if not scorer.random_weights and not scorer.pretrained:
         raise ConfigError("metrics.scorer.pretrained=null with random_weights=false; set metrics.scorer.pretrained "
                           "to an open_clip tag or a weights file, or metrics.scorer.random_weights=true")
+    if not scorer.random_weights:  # missing CLIP weights would otherwise stop the run after the model loaded
+        from tav.metrics.backbone import find_weights
+
+        try:
+            find_weights(scorer.model, scorer.pretrained, scorer.cache_dir)
+        except FileNotFoundError as error:
+            raise ConfigError(str(error)) from None
     if scorer.style_reference_dir is not None and not Path(scorer.style_reference_dir).expanduser().is_dir():
         raise ConfigError(f"metrics.scorer.style_reference_dir={scorer.style_reference_dir} is not a folder; set it "
                           "to a folder of target-style images, or null")

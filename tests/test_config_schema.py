@@ -8,9 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import hydra
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from safetensors.torch import save_file
@@ -19,7 +21,7 @@ import export as export_cli
 import generate as generate_cli
 from analysis import compare as compare_cli
 from sweeps.space import parse_search_space
-from tav.cli import CheckConfig, check_weight_file, one_line
+from tav.cli import CheckConfig, check_weight_file, one_line, run_hydra
 from tav.config_schema import ConfigError, check_search_space, check_value, validate
 from tav.data.demo import DEMO_VIDEO
 
@@ -106,18 +108,27 @@ def test_a_misspelled_key_is_refused_while_hydra_composes():
     assert "\n" not in line and "max_stepz" in line and "tav/config_schema.py" in line
 
 
-@pytest.mark.parametrize("overrides", [[], ["logger=none"], ["~metrics"], ["model=sd14"], ["model=sd15"],
-                                       ["metrics=default"], ["data.video=" + str(DEMO_VIDEO), "data=man_surfing"],
-                                       ["experiment=tav_paper", "data.video=" + str(DEMO_VIDEO)],
-                                       ["model=single_file", f"model.source={DEMO_VIDEO.with_suffix('.safetensors')}"]],
-                         ids=str)
+# Files must exist (their content is checked on loading): CLIP weights and a single-file model are stand-ins.
+WEIGHTS = Path(__file__)
+SHIPPED = [[], ["logger=none"], ["~metrics"], ["model=sd14"], ["model=sd15"],
+           ["metrics=default", f"metrics.scorer.pretrained={WEIGHTS}"],
+           ["data=man_surfing", f"data.video={DEMO_VIDEO}"],
+           ["experiment=tav_paper", f"data.video={DEMO_VIDEO}", f"metrics.scorer.pretrained={WEIGHTS}"],
+           ["model=single_file", f"model.source={DEMO_VIDEO.with_suffix('.safetensors')}"]]
+
+
+@pytest.mark.parametrize("overrides", SHIPPED, ids=lambda o: " ".join(x.split("=")[0] for x in o) or "default")
 def test_every_shipped_config_is_accepted(overrides, tmp_path):
-    for i, override in enumerate(overrides):
-        if override.startswith("model.source="):  # a single file must exist; its content is checked on loading
-            (tmp_path / "style.safetensors").write_bytes(b"")
-            overrides[i] = f"model.source={tmp_path / 'style.safetensors'}"
+    overrides = [f"model.source={tmp_path / 'style.safetensors'}" if o.startswith("model.source=") else o
+                 for o in overrides]
+    (tmp_path / "style.safetensors").write_bytes(b"")
     for name in ("train", "sweep"):
         validate(composed(*overrides, name=name))
+
+
+def test_missing_clip_weights_are_refused_before_any_model_loads():
+    message = refusal("metrics=default", "metrics.scorer.pretrained=/nowhere/clip.bin")
+    assert "pretrained='/nowhere/clip.bin' (metrics.scorer.pretrained) is neither a file nor an open_clip tag" in message
 
 
 def test_the_schema_types_every_group_node():
@@ -188,9 +199,44 @@ def assert_one_line(done: subprocess.CompletedProcess, says: str) -> None:
 def test_train_py_refuses_a_bad_setting_in_one_line_and_writes_nothing(tmp_path):
     assert_one_line(cli("train.py", "validation.guidance_scale=-3", f"hydra.run.dir={tmp_path}/run"),
                     "train.py: validation.guidance_scale=-3.0 is not accepted")
-    assert_one_line(cli("train.py", "train.max_steps=abc", f"hydra.run.dir={tmp_path}/run"),
-                    "train.py: Error merging override train.max_steps=abc; Value 'abc' of type 'str' could not be "
-                    "converted to Integer; train.max_steps takes an integer >= 1")
+    assert not (tmp_path / "run").exists()
+
+
+@hydra.main(version_base="1.3", config_path=str(ROOT / "conf"), config_name="train")
+def train_main(cfg) -> None:  # train.py's main, as far as composition goes
+    raise AssertionError("a config that fails to compose never reaches the job")
+
+
+@hydra.main(version_base="1.3", config_path=str(ROOT / "conf"), config_name="sweep")
+def sweep_main(cfg) -> None:
+    raise AssertionError("a refused search space never reaches a trial")
+
+
+def test_a_misspelled_search_key_is_one_line_before_any_trial(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["sweep.py", "-m", "trian.max_steps=int(interval(1, 3))",
+                                      f"hydra.sweep.dir={tmp_path}/sweep"])
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "")
+    monkeypatch.setenv("TAV_ONE_LINE_ERRORS", "")
+    try:
+        assert run_hydra(sweep_main, "sweep.py") == 1
+    finally:
+        GlobalHydra.instance().clear()
+    err = capsys.readouterr().err
+    assert err.startswith("sweep.py: ") and err.count("\n") == 1 and "trian.max_steps" in err, err
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_a_composition_error_is_folded_into_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["train.py", "train.max_steps=abc", f"hydra.run.dir={tmp_path}/run"])
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "")  # run_hydra sets it; monkeypatch puts it back
+    monkeypatch.setenv("TAV_ONE_LINE_ERRORS", "")
+    try:
+        assert run_hydra(train_main, "train.py") == 1
+    finally:
+        GlobalHydra.instance().clear()
+    err = capsys.readouterr().err
+    assert err == ("train.py: Error merging override train.max_steps=abc; Value 'abc' of type 'str' could not be "
+                   "converted to Integer; train.max_steps takes an integer >= 1\n")
     assert not (tmp_path / "run").exists()
 
 
