@@ -12,9 +12,10 @@ Library code never sees these classes: entrypoints pass plain values on (OmegaCo
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import MISSING as NO_DEFAULT, dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, get_args, get_type_hints
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -229,63 +230,70 @@ def show(value: Any) -> str:
     return str(value)
 
 
-def knobs(node: type = TavConfig, prefix: str = "") -> dict[str, tuple[type, Any]]:
-    """Every leaf key of the schema ("train.max_steps") -> (its dataclass, its dataclass field)."""
+@dataclass(frozen=True)
+class Setting:
+    """One leaf of the schema: the dataclass holding it, its field name, its resolved type and its Rule."""
+
+    node: type
+    name: str
+    hint: Any
+    rule: Rule | None
+
+    @property
+    def optional(self) -> bool:
+        return type(None) in get_args(self.hint)
+
+
+def _inner_dataclass(hint: Any) -> type | None:
+    return next((t for t in (hint, *get_args(hint)) if isinstance(t, type) and is_dataclass(t)), None)
+
+
+@lru_cache(maxsize=None)
+def settings(node: type = TavConfig, prefix: str = "") -> dict[str, Setting]:
+    """Every leaf key of the schema ("train.max_steps") and its Setting."""
     found = {}
+    hints = get_type_hints(node)
     for f in fields(node):
-        inner = _dataclass_of(f.type)
+        inner = _inner_dataclass(hints[f.name])
         if inner is not None:
-            found.update(knobs(inner, f"{prefix}{f.name}."))
+            found.update(settings(inner, f"{prefix}{f.name}."))
         else:
-            found[prefix + f.name] = (node, f)
+            found[prefix + f.name] = Setting(node, f.name, hints[f.name], f.metadata.get("rule"))
     return found
 
 
-def _dataclass_of(annotation: Any) -> type | None:
-    names = {cls.__name__: cls for cls in (*GROUPS.values(), ScorerConfig, PromptsConfig, TrialConfig)}
-    name = str(annotation).replace("Optional[", "").rstrip("]")
-    cls = names.get(name) or (annotation if isinstance(annotation, type) and is_dataclass(annotation) else None)
-    return cls
-
-
-TYPE_WORDS = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string",
-              "List[str]": "a list of strings", "Dict[str, float]": "a mapping of names to numbers"}
+TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+              List[str]: "a list of strings", Dict[str, float]: "a mapping of names to numbers"}
 
 
 def accepted(key: str) -> str:
     """What `key` accepts, in words ("" for a key the schema does not know)."""
-    known = knobs().get(key)
-    if known is None:
+    setting = settings().get(key)
+    if setting is None:
         return ""
-    node, f = known
-    rule = f.metadata.get("rule")
-    kind = str(f.type).replace("typing.", "")
-    optional = kind.startswith("Optional[")
-    text = rule.text if rule else TYPE_WORDS.get(kind.removeprefix("Optional[").removesuffix("]") if optional else kind,
-                                                  kind)
-    return text + (" or null" if optional else "")
+    bare = next((t for t in get_args(setting.hint) if t is not type(None)), None) if setting.optional else setting.hint
+    text = setting.rule.text if setting.rule else TYPE_WORDS.get(bare, str(bare))
+    return text + (" or null" if setting.optional else "")
 
 
 def check_value(key: str, value: Any, name: str | None = None) -> None:
     """Raise ConfigError (one line) unless `value` is accepted for the config key `key`, e.g. the end of a
     searched range. `name` is how the user spelled the key, when not as in the config. Keys the schema does not
     hold (config groups, hydra.*) are left to Hydra."""
-    known = knobs().get(key)
-    if known is None:
+    setting = settings().get(key)
+    if setting is None:
         return
-    node, f = known
     name = name or key
-    if value is None and not str(f.type).startswith("Optional"):
+    if value is None and not setting.optional:
         raise ConfigError(f"{name} is empty (null); {name} takes {accepted(key)}")
-    typed = OmegaConf.structured(node)
+    typed = OmegaConf.structured(setting.node)
     try:
-        typed[f.name] = value  # OmegaConf's own conversion and type check, as at composition
+        typed[setting.name] = value  # OmegaConf's own conversion and type check, as at composition
     except OmegaConfBaseException as error:
         reason = str(error).splitlines()[0]
         raise ConfigError(f"{name}={show(value)} is not accepted ({reason}); {name} takes {accepted(key)}") from None
-    checked = typed[f.name]
-    rule = f.metadata.get("rule")
-    if checked is not None and rule is not None and not rule.accepts(checked):
+    checked = typed[setting.name]
+    if checked is not None and setting.rule is not None and not setting.rule.accepts(checked):
         raise ConfigError(f"{name}={show(value)} is not accepted; {name} takes {accepted(key)}")
 
 
@@ -392,7 +400,8 @@ def _check_no_extra_keys(cfg: DictConfig, node: type = TavConfig, prefix: str = 
     own = OmegaConf.select(cfg, prefix.rstrip(".")) if prefix else cfg
     if not isinstance(own, DictConfig):
         return
-    names = {f.name: f for f in fields(node)}
+    hints = get_type_hints(node)
+    names = [f.name for f in fields(node)]
     for key in own:
         if key == "hydra" and not prefix:
             continue
@@ -400,7 +409,7 @@ def _check_no_extra_keys(cfg: DictConfig, node: type = TavConfig, prefix: str = 
             raise ConfigError(f"{prefix}{key} is not a setting (added with +?); drop it, or check the spelling "
                               f"against tav/config_schema.py ({prefix.rstrip('.') or 'the root'} holds "
                               f"{', '.join(names)})")
-        inner = _dataclass_of(names[key].type)
+        inner = _inner_dataclass(hints[key])
         if inner is not None:
             _check_no_extra_keys(cfg, inner, f"{prefix}{key}.")
 
@@ -411,8 +420,8 @@ def validate(cfg: DictConfig, searched: Collection[str] = ()) -> None:
     Keys in `searched` are skipped: a sweep checks their ranges instead (check_value on each end)."""
     _check_no_extra_keys(cfg)
     groups = {key.split(".")[0] for key in searched}
-    for key, (_, f) in knobs().items():
-        if key in searched or f.metadata.get("rule") is None or OmegaConf.select(cfg, key.split(".")[0]) is None:
+    for key, setting in settings().items():
+        if key in searched or setting.rule is None or OmegaConf.select(cfg, key.split(".")[0]) is None:
             continue
         parent, _, leaf = key.rpartition(".")
         if OmegaConf.is_missing(OmegaConf.select(cfg, parent), leaf):

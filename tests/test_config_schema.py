@@ -138,6 +138,25 @@ def test_the_schema_types_every_group_node():
     assert composed("~metrics").metrics is None  # no metrics group: clips are rendered, not scored
 
 
+def test_the_schema_holds_exactly_what_the_library_takes():
+    import inspect
+    from dataclasses import fields
+
+    from tav.config_schema import LoggerConfig, ScorerConfig, TrainConfig, ValidationConfig
+    from tav.metrics import build_scorer
+    from tav.tracking import RunTracker
+    from tav.train import TrainSettings
+    from tav.validation import ValidationSettings
+
+    def names(cls):
+        return {f.name for f in fields(cls)}
+
+    assert names(TrainConfig) == names(TrainSettings)
+    assert names(ValidationConfig) == names(ValidationSettings)
+    assert names(ScorerConfig) == set(inspect.signature(build_scorer).parameters) - {"device"}
+    assert names(LoggerConfig) <= set(inspect.signature(RunTracker).parameters)
+
+
 def test_check_value_checks_one_key_as_the_config_would():
     check_value("validation.noise_mix", 0.5)
     check_value("model", "sd15")  # config groups and unknown keys are Hydra's to check
