@@ -20,7 +20,8 @@ from omegaconf import OmegaConf
 
 from sweeps import select
 from tav import export
-from tav.cli import check_study_storage, check_weight_file, check_writable
+from tav.cli import check_study_storage, check_weight_file
+from tav.config_schema import check_writable
 from tav.tracking import LOG_NAME, read_log
 
 

@@ -15,10 +15,11 @@ import sys
 from pathlib import Path
 
 from omegaconf import OmegaConf
+from yaml import YAMLError
 
 from tav import export
-from tav.cli import check_weight_file, check_writable
-from tav.config_schema import check_value
+from tav.cli import check_weight_file, one_line
+from tav.config_schema import check_value, check_writable
 from tav.media import write_gif, write_mp4
 from tav.train import resolve_device
 
@@ -75,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         folder, options = parse(sys.argv[1:] if argv is None else argv)
         check_options(folder, options)
         written = generate(folder, options)
-    except (ValueError, OSError) as error:
-        print(f"generate: {type(error).__name__}: {error}", file=sys.stderr)
+    except (ValueError, OSError, YAMLError) as error:  # YAMLError: an option value that does not parse
+        print(f"generate: {one_line(error)}", file=sys.stderr)
         return 1
     manifest = export.load_export(folder).manifest
     if manifest["base_model"]["hash"] is None:

@@ -27,7 +27,7 @@ from optuna.trial import TrialState
 from sweeps.space import SearchSpace, merge_command_line, parse_search_space, to_overrides
 from sweeps.study import StudySpec, build_sampler, count_trials, create_study, open_storage, storage_url
 from sweeps.summary import study_plots, summarize, summary_table
-from tav.config_schema import check_search_space
+from tav.config_schema import check_sweep
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class OptunaSweeper(Sweeper):
 
     def sweep(self, arguments: list[str]) -> Any:
         space = parse_search_space(merge_command_line(self.params, arguments))
-        check_search_space(space.distributions, space.fixed, self.config)  # every range's ends, before any trial
+        check_sweep(space.distributions, space.fixed, self.config)  # ranges, settings, folder: before any trial
         self._check_keys(space)
         url = storage_url(self.storage, self.sweep_dir)
         storage = open_storage(url, self.heartbeat_interval)

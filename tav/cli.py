@@ -17,7 +17,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from tav.config_schema import ConfigError, accepted, validate
+from tav.config_schema import ConfigError, accepted, check_writable, validate
 
 # Errors a user can fix; each is reported as one line and exit code 1.
 USER_ERRORS = (ValueError, OSError, FloatingPointError, HydraException, OmegaConfBaseException)
@@ -60,17 +60,6 @@ def run_hydra(main: Callable[[], Any], command: str) -> int:
         print(f"{command}: {one_line(error)}", file=sys.stderr)
         return 1
     return 0
-
-
-def check_writable(folder: str | Path, key: str) -> None:
-    """Raise ConfigError unless `folder` exists as a writable folder or can be created."""
-    path = Path(folder).expanduser().absolute()
-    existing = next(p for p in (path, *path.parents) if p.exists())
-    if not existing.is_dir():
-        raise ConfigError(f"{key}={folder} cannot be created: {existing} is a file; set {key} to a writable folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"{key}={folder} is not writable ({existing} is read-only to this user); set {key} to a "
-                          "writable folder")
 
 
 class CheckConfig(Callback):

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from functools import lru_cache
+import os
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, get_args, get_type_hints
 
@@ -384,6 +385,17 @@ def _check_metrics(cfg: DictConfig) -> None:
                           "set it to a folder of target-style images, or drop those weights")
 
 
+def check_writable(folder: str | Path, key: str) -> None:
+    """Raise ConfigError unless `folder` exists as a writable folder or can be created."""
+    path = Path(folder).expanduser().absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"{key}={folder} cannot be created: {existing} is a file; set {key} to a writable folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{key}={folder} is not writable ({existing} is read-only to this user); set {key} to a "
+                          "writable folder")
+
+
 # Checks that read several keys or the machine; each runs only when none of its keys is searched.
 CROSS_CHECKS: list[tuple[tuple[str, ...], Callable[[DictConfig], None]]] = [
     (("model.source", "model.config"), _check_model),
@@ -434,10 +446,11 @@ def validate(cfg: DictConfig, searched: Collection[str] = ()) -> None:
             check(cfg)
 
 
-def check_search_space(distributions: Mapping[str, Any], fixed: Mapping[str, str] | None = None,
-                       config: DictConfig | None = None) -> None:
-    """Raise ConfigError (one line) for a searched range whose ends, or a choice, or a fixed value the schema
-    refuses; and, given the sweep's composed `config`, for any of its other settings (as `validate`)."""
+def check_sweep(distributions: Mapping[str, Any], fixed: Mapping[str, str] | None = None,
+                config: DictConfig | None = None) -> None:
+    """Everything a sweep can check before its first trial; raises ConfigError (one line). The searched ranges'
+    ends and choices and the fixed values against the schema; given the sweep's composed `config`, its other
+    settings (as `validate`) and its folder (hydra.sweep.dir)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     for key, distribution in distributions.items():
@@ -451,3 +464,6 @@ def check_search_space(distributions: Mapping[str, Any], fixed: Mapping[str, str
         check_value(key, OverridesParser.create().parse_overrides([f"{key}={text}"])[0].value())
     if config is not None:
         validate(config, searched=[*distributions, *(fixed or {})])
+        sweep_dir = OmegaConf.select(config, "hydra.sweep.dir")
+        if sweep_dir:
+            check_writable(sweep_dir, "hydra.sweep.dir")

@@ -22,7 +22,7 @@ import generate as generate_cli
 from analysis import compare as compare_cli
 from sweeps.space import parse_search_space
 from tav.cli import CheckConfig, check_weight_file, one_line, run_hydra
-from tav.config_schema import ConfigError, check_search_space, check_value, validate
+from tav.config_schema import ConfigError, check_sweep, check_value, validate
 from tav.data.demo import DEMO_VIDEO
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,7 +170,7 @@ def test_check_value_checks_one_key_as_the_config_would():
 def test_every_shipped_search_space_stays_inside_the_schema(space_file):
     params = dict(OmegaConf.load(space_file).get("params", {}))
     space = parse_search_space(params)
-    check_search_space(space.distributions, space.fixed, composed(name="sweep"))
+    check_sweep(space.distributions, space.fixed, composed(name="sweep"))
 
 
 @pytest.mark.parametrize("entry, says", [
@@ -181,15 +181,21 @@ def test_every_shipped_search_space_stays_inside_the_schema(space_file):
 def test_a_searched_range_leaving_the_schema_is_refused(entry, says):
     space = parse_search_space({"train.learning_rate": entry})
     with pytest.raises(ConfigError, match="takes a number > 0") as refused:
-        check_search_space(space.distributions, space.fixed)
+        check_sweep(space.distributions, space.fixed)
     assert says in str(refused.value)
 
 
 def test_a_searched_key_is_judged_by_its_range_not_its_base_value():
     space = parse_search_space({"validation.guidance_scale": "interval(5.0, 15.0)"})
-    check_search_space(space.distributions, space.fixed, composed("validation.guidance_scale=0.5", name="sweep"))
+    check_sweep(space.distributions, space.fixed, composed("validation.guidance_scale=0.5", name="sweep"))
     with pytest.raises(ConfigError, match="train.max_steps=0"):
-        check_search_space(space.distributions, space.fixed, composed("train.max_steps=0", name="sweep"))
+        check_sweep(space.distributions, space.fixed, composed("train.max_steps=0", name="sweep"))
+
+
+def test_a_sweep_folder_that_cannot_be_made_is_refused_before_any_trial(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="hydra.sweep.dir=.* cannot be created: .*file is a file"):
+        check_sweep({}, {}, composed(f"hydra.sweep.dir={tmp_path}/file/sweep", name="sweep", hydra=True))
 
 
 def test_a_run_is_refused_before_its_folder_is_made(tmp_path, capsys):
@@ -309,6 +315,7 @@ def test_generate_refuses_an_empty_prompt_a_bad_setting_and_a_corrupt_export(tmp
                        ([str(folder), "prompts=[]"], "prompts=[] is not accepted"),
                        ([str(folder), "prompt=a cat", "guidance_scale=-3"], "guidance_scale=-3 is not accepted"),
                        ([str(folder), "prompt=a cat", "seeds=[0,x]"], "seeds=[0,x] is not accepted"),
+                       ([str(folder), "prompt=a cat", "seeds=[0,"], "generate: ParserError: while parsing"),
                        ([str(folder), "prompt=a cat"], "trainable.safetensors is corrupt or truncated"),
                        ([str(folder), "prompt=a cat", f"out={folder}/export.json/renders"], "out=")]:
         assert generate_cli.main(argv) == 1
