@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 from sweeps import select
 from tav import export
-from tav.cli import check_study_storage, check_weight_file
+from tav.cli import check_study_storage, check_weight_file, one_line_usage_errors
 from tav.config_schema import check_writable
 from tav.tracking import LOG_NAME, read_log
 
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", choices=list(export.DTYPES), default="bf16",
                         help="dtype of the stored weights (default bf16, half of fp32; fp32 renders bit-exactly)")
     parser.add_argument("--merge", action="store_true", help="also write the whole inflated UNet to <out>/unet")
-    args = parser.parse_args(argv)
+    args = one_line_usage_errors(parser).parse_args(argv)
     try:
         if args.storage:
             check_study_storage(args.storage)  # connecting to a missing SQLite file would create it

@@ -7,6 +7,7 @@ folder that cannot be written) are folded into one line. `HYDRA_FULL_ERROR=1` sh
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -79,6 +80,15 @@ class CheckConfig(Callback):
             print(f"{Path(sys.argv[0]).name}: {error}", file=sys.stderr)
             # Hydra turns a callback's exception into a warning and runs on: leaving is the only way to refuse.
             raise SystemExit(1) from None
+
+
+def one_line_usage_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """`parser`, printing a bad argument as one line (argparse prints its whole usage first); exit code 2."""
+    def error(message: str) -> None:
+        parser.exit(2, f"{parser.prog}: {message}; see {parser.prog} --help\n")
+
+    parser.error = error
+    return parser
 
 
 def check_study_storage(url: str) -> None:

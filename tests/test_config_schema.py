@@ -281,6 +281,16 @@ def test_read_only_commands_never_create_a_missing_study_database(tmp_path, caps
     assert sorted(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("main, argv", [(export_cli.main, ["--storage", "a", "--run", "b", "--out", "c"]),
+                                        (export_cli.main, ["--run", "b", "--out", "c", "--trial", "x"]),
+                                        (compare_cli.main, ["--out", "c"])])
+def test_a_bad_argument_is_one_line(main, argv, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and err.count("\n") == 1 and "--help" in err, err
+
+
 def fake_run(run_dir: Path) -> Path:
     """A finished run folder whose one checkpoint has a truncated inverted_latents.safetensors."""
     checkpoint = run_dir / "checkpoints" / "step_000002"
