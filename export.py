@@ -20,6 +20,8 @@ from omegaconf import OmegaConf
 
 from sweeps import select
 from tav import export
+from tav.cli import check_study_storage, check_weight_file, one_line_usage_errors
+from tav.config_schema import check_writable
 from tav.tracking import LOG_NAME, read_log
 
 
@@ -82,11 +84,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", choices=list(export.DTYPES), default="bf16",
                         help="dtype of the stored weights (default bf16, half of fp32; fp32 renders bit-exactly)")
     parser.add_argument("--merge", action="store_true", help="also write the whole inflated UNet to <out>/unet")
-    args = parser.parse_args(argv)
+    args = one_line_usage_errors(parser).parse_args(argv)
     try:
+        if args.storage:
+            check_study_storage(args.storage)  # connecting to a missing SQLite file would create it
+        check_writable(args.out, "--out")
         selection = choose(args)
+        for name in (export.TRAINABLE, export.INVERTED):  # checked before the export folder is made
+            check_weight_file(selection.checkpoint_dir / name, "export another step or trial (--trial N), or train again")
         manifest = export.write_export(selection, run_config(selection.run_dir), Path(args.out), args.dtype, args.merge)
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
+    except (ValueError, OSError) as error:
         print(f"export: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     print(json.dumps({"export": args.out, "origin": manifest["origin"], "step": manifest["step"],

@@ -18,8 +18,11 @@ import sys
 from pathlib import Path
 
 from omegaconf import OmegaConf
+from yaml import YAMLError
 
 from tav import export
+from tav.cli import check_weight_file, one_line
+from tav.config_schema import check_value, check_writable
 from tav.media import write_gif, write_mp4
 from tav.train import resolve_device
 
@@ -64,12 +67,30 @@ def sidecar(loaded: export.Export, clip: export.RenderedFrames, settings: dict, 
             "base_model": manifest["base_model"], "random_weights": manifest["random_weights"]}
 
 
+# generate.py's keys -> the config keys whose rules they follow (tav/config_schema.py)
+SCHEMA_KEYS = {"prompt": "data.prompt", "prompts": "validation.prompts", "seed": "train.seed",
+               "seeds": "validation.seeds", **{k: f"validation.{k}" for k in export.RENDER_KEYS}, "device": "train.device"}
+
+
+def check_options(folder: Path, options: dict) -> None:
+    """Refuse an empty prompt, an out-of-range setting, an unwritable `out` or a corrupt export file, before any
+    model is loaded."""
+    for key, value in options.items():
+        if key in SCHEMA_KEYS:
+            check_value(SCHEMA_KEYS[key], value, name=key)
+    check_writable(options.get("out", folder / "renders"), "out")
+    if (folder / export.MANIFEST).is_file():
+        for name in (export.TRAINABLE, export.INVERTED):
+            check_weight_file(folder / name, "write the export again with export.py")
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         folder, options = parse(sys.argv[1:] if argv is None else argv)
+        check_options(folder, options)
         written = generate(folder, options)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"generate: {type(error).__name__}: {error}", file=sys.stderr)
+    except (ValueError, OSError, YAMLError) as error:  # YAMLError: an option value that does not parse
+        print(f"generate: {one_line(error)}", file=sys.stderr)
         return 1
     manifest = export.load_export(folder).manifest
     if manifest["base_model"]["hash"] is None:

@@ -5,18 +5,23 @@ Each trial is one training job (train.run_job) that reports to its live trial; s
 
 from __future__ import annotations
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 from tav.known_warnings import silence_known_warnings
+from tav.cli import run_hydra
+from tav.config_schema import validate
 from train import run_job
 
 silence_known_warnings()  # trials run in this process: the console shows the study, not library notices
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="sweep")
 def main(cfg: DictConfig) -> dict:
+    validate(cfg)  # the sweeper checked each searched range's ends; a sampled combination can still be refused
     return run_job(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_hydra(main, "sweep.py"))

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Sequence
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from tav.cli import run_hydra
 from tav.data.demo import DEMO_PROMPT, DEMO_VIDEO
 from tav.data.video import load_clip
 from tav.events import ValidationCallback
@@ -222,4 +224,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_hydra(main, "train.py"))

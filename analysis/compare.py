@@ -29,6 +29,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweeps.study import load_spec
 from sweeps.summary import summarize, summary_table
+from tav.cli import check_study_storage, one_line_usage_errors
 from tav.tracking import LOG_NAME, read_log, redact_text
 
 RANDOM_NOTE = "random weights: these scores check the plumbing and say nothing about quality"
@@ -298,9 +299,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--storage", required=True, help="the study's database URL, e.g. sqlite:///study.db")
     parser.add_argument("--study", default="tav-demo", help="study name (default: tav-demo)")
     parser.add_argument("--out", required=True, help="folder for index.html, its plots and clips")
-    args = parser.parse_args(argv)
+    args = one_line_usage_errors(parser).parse_args(argv)
     try:
+        check_study_storage(args.storage)  # connecting to a missing SQLite file would create it
         page = compare(args.storage, args.study, Path(args.out))
+    except (ValueError, OSError) as error:
+        print(f"compare: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
     except KeyError:
         print(f"compare: no study '{args.study}' in {redact_text(args.storage)}; studies there: "
               f"{optuna.get_all_study_names(args.storage)}", file=sys.stderr)

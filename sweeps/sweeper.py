@@ -37,6 +37,7 @@ from sweeps.recovery import Lease, fail_dead_trials, follow_companion, grace_per
 from sweeps.space import SearchSpace, to_overrides
 from sweeps.study import StudySpec, build_sampler, create_study, open_storage, storage_url
 from sweeps.summary import study_plots, summarize, summary_table
+from tav.config_schema import check_sweep
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,7 @@ class OptunaSweeper(Sweeper):
 
         plan = plan_sweep(self.params, arguments, is_group=lambda key: bool(group_options(key)))
         check_keys(plan, self.config, group_options)
+        check_sweep(plan.space.distributions, plan.space.fixed, self.config)  # ranges, settings, folder
         first = check_trials(plan, lambda overrides: loader.load_sweep_config(self.config, overrides))
         searched = plan.protocol_searched()
         note = (f"scores compare renders made differently: {searched} are searched" if searched else
