@@ -83,9 +83,16 @@ def knob(default: Any, rule: Rule | None = None) -> Any:
 
 
 @dataclass
+class StyleLoraConfig:
+    path: str = knob(MISSING, NOT_EMPTY)  # a LoRA file (diffusers/peft or kohya/A1111 format)
+    scale: float = 1.0  # its weight when fused into the base model
+
+
+@dataclass
 class ModelConfig:
     source: str = knob(MISSING, NOT_EMPTY)  # "tiny", a cached hub id, a diffusers folder or a .safetensors/.ckpt file
     config: Optional[str] = None  # a single file's diffusers layout: a cached hub id or a local folder
+    style_loras: List[StyleLoraConfig] = field(default_factory=list)  # fused into the base model before tuning
 
 
 @dataclass
@@ -114,6 +121,7 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     frozen_dtype: str = knob("fp32", one_of("fp32", "bf16", "fp16"))
     compile: bool = False
+    compile_mode: str = knob("regional", one_of("regional", "full"))
     seed: int = knob(33, at_least(0))
     trainable_modules: List[str] = knob(["attn1.to_q", "attn2.to_q", "attn_temp"], WORDS)
     lora_rank: int = knob(0, at_least(0))
@@ -130,7 +138,9 @@ class ValidationConfig:
     guidance_scale: float = knob(12.5, GUIDANCE)
     noise_mix: float = knob(0.0, between(0, 1))
     invert_once: bool = False
-    batch_size: int = knob(1, at_least(1))
+    batch_size: int = knob(1, at_least(0))  # 0: as many clips as fit in free GPU memory
+    preview_steps: int = knob(0, at_least(0))  # 0: every validation renders the full panel
+    preview_seeds: int = knob(1, at_least(1))
     keep_best_k: int = knob(2, at_least(1))
     fps: int = knob(8, at_least(1))
 
@@ -171,7 +181,7 @@ class LoggerConfig:
 @dataclass
 class PromptsConfig:
     overlap: Optional[float] = knob(None, between(0, 1))
-    source_subject: str = knob("", NOT_EMPTY)
+    source_subject: Optional[str] = knob(None, NOT_EMPTY)  # the caption's subject words; needed with an overlap
     source_style: str = ""
     edit_subjects: List[str] = knob([], WORDS)
     target_style: str = ""
