@@ -60,6 +60,8 @@ def run_hydra(main: Callable[[], Any], command: str) -> int:
     except USER_ERRORS as error:
         print(f"{command}: {one_line(error)}", file=sys.stderr)
         return 1
+    except SystemExit as stop:  # the sweeper and the config check print their one line, then exit
+        return stop.code if isinstance(stop.code, int) else 1
     return 0
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from functools import lru_cache
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, get_args, get_type_hints
+from typing import Any, Callable, Dict, List, Optional, get_args, get_origin, get_type_hints
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -256,6 +256,9 @@ class Setting:
 
 
 def _inner_dataclass(hint: Any) -> type | None:
+    """The dataclass a field nests (itself or Optional of it); a list of dataclasses is a leaf."""
+    if get_origin(hint) in (list, List):
+        return None
     return next((t for t in (hint, *get_args(hint)) if isinstance(t, type) and is_dataclass(t)), None)
 
 
@@ -319,7 +322,7 @@ def _check_model(cfg: DictConfig) -> None:
     if OmegaConf.is_missing(cfg.model, "source"):
         raise ConfigError("model.source is not set; set model.source=/path/file.safetensors (model=single_file), "
                           "a diffusers folder or a cached hub id, or choose model=tiny|sd14|sd15")
-    source, config = cfg.model.source, cfg.model.get("config")
+    source = cfg.model.source
     path = Path(source).expanduser()
     if path.suffix in SINGLE_FILE_SUFFIXES:
         if path.is_dir():
@@ -327,9 +330,6 @@ def _check_model(cfg: DictConfig) -> None:
                               "model.source=/path/file.safetensors, or point it at a diffusers folder without the suffix")
         if not path.is_file():
             raise ConfigError(f"model.source={source} does not exist; set model.source=/path/file.safetensors")
-        if not config:
-            raise ConfigError(f"model.config=null, but model.source={source} is a single file; set model.config to the "
-                              "diffusers layout it follows (a cached hub id or a local folder)")
     elif source.startswith((".", "/", "~")) and not path.is_dir():
         raise ConfigError(f"model.source={source} does not exist; set it to a diffusers model folder, a "
                           f"{'/'.join(SINGLE_FILE_SUFFIXES)} file, a cached hub id or tiny")

@@ -247,7 +247,7 @@ def test_a_misspelled_search_key_is_one_line_before_any_trial(tmp_path, monkeypa
     finally:
         GlobalHydra.instance().clear()
     err = capsys.readouterr().err
-    assert err.startswith("sweep.py: ") and err.count("\n") == 1 and "trian.max_steps" in err, err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "trian.max_steps" in err, err  # the sweeper's line
     assert not (tmp_path / "sweep").exists()
 
 

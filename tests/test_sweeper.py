@@ -46,7 +46,7 @@ def test_a_small_study_completes_records_its_trials_and_resumes(tmp_path):
     assert len(trials) == 3 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     baseline = trials[0]
     assert baseline.user_attrs["baseline"] and baseline.params["train.learning_rate"] == 3e-5
-    assert baseline.params["train.seed"] == 33 and baseline.params["prompts.overlap"] == 0.5
+    assert baseline.params["train.seed"] == 33 and baseline.params["prompts.overlap"] == 1.0
     assert baseline.params["train.max_steps"] == 4  # the official 500, clipped into the searched range
     assert baseline.user_attrs["baseline_filled"] == baseline.params  # it filled only the searched keys
     assert set(baseline.user_attrs["baseline_left"]) == {"validation.guidance_scale", "validation.noise_mix"}
