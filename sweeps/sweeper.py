@@ -111,6 +111,9 @@ class OptunaSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> Any:
         try:
             plan, protocol = self.prepare(arguments)
+            # Searched ranges and fixed values against the schema; a real sweep also checks its settings, the
+            # files they name (weights, clip) and its folder, which a dry run leaves to the machine that runs it.
+            check_sweep(plan.space.distributions, plan.space.fixed, None if self.dry_run else self.config)
         except ValueError as error:
             fail(str(error))
         if self.dry_run:
@@ -145,7 +148,6 @@ class OptunaSweeper(Sweeper):
 
         plan = plan_sweep(self.params, arguments, is_group=lambda key: bool(group_options(key)))
         check_keys(plan, self.config, group_options)
-        check_sweep(plan.space.distributions, plan.space.fixed, self.config)  # ranges, settings, folder
         first = check_trials(plan, lambda overrides: loader.load_sweep_config(self.config, overrides))
         searched = plan.protocol_searched()
         note = (f"scores compare renders made differently: {searched} are searched" if searched else

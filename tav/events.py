@@ -33,11 +33,11 @@ class ValidationEvent:
     output_dir: Path  # the run's output folder
     device: torch.device
     random_weights: bool  # True when the base model was built with random weights (tiny preset)
-    kind: str = "full"  # "full": the whole panel; "preview": a cheap render during training; "final": the full
-    #                     panel rendered after training at the best preview step (what a trial's values come from)
     scores: dict[str, float] = field(default_factory=dict)  # aggregates over the panel, by name
     score_info: dict[str, dict] = field(default_factory=dict)  # per score name: definition, backbone, random flag
     score: Optional[float] = None  # the scalar a callback chose; drives best-k checkpoints
+    kind: str = "full"  # "full": the whole panel; "preview": a cheap render during training; "final": the full
+    #                     panel rendered after training at the best preview step (what a trial's values come from)
 
 
 # A callback may return a scalar score (higher is better); the last non-None one wins.
