@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shlex
 import subprocess
 import sys
@@ -189,7 +190,7 @@ def test_overlap_without_edit_subjects_is_an_error_naming_the_key(caplog):
 # README "Your own video": its commands, as written, CPU-sized.
 
 def readme_commands(start: str) -> list[str]:
-    section = (ROOT / "README.md").read_text().split("## Your own video")[1].split("\n## ")[0]
+    section = re.split(r"\n##+ ", (ROOT / "README.md").read_text().split("## Your own video")[1])[0]
     return [line for line in section.splitlines() if line.startswith(start)]
 
 

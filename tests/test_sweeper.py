@@ -68,7 +68,7 @@ def test_a_small_study_completes_records_its_trials_and_resumes(tmp_path):
         assert all(list((tmp_path / "artifacts").rglob(i)) for i in t.user_attrs["artifact_ids"])
     done = trials[0].user_attrs
     assert done["train_prompt"] == "a red ball is rolling on the grass"
-    assert 0 < done["overlap_measured"] < 1 and len(done["generation_prompts"]) == 1
+    assert done["overlap_measured"] == 1.0 and len(done["generation_prompts"]) == 1  # the official edit keeps the caption
     for t in trials:  # one offline W&B run per trial, its id on the trial, its clips as videos
         run_dirs = list((tmp_path / f"trial_{t.number}" / "wandb").glob(f"offline-run-*-{t.user_attrs['wandb_run_id']}"))
         assert len(run_dirs) == 1 and list(run_dirs[0].rglob("*.mp4"))
