@@ -7,7 +7,8 @@ ceiling. Medians of repeated runs after a warm-up call, which for compiled varia
 (its time is reported as warm-up seconds).
 
 A variant is `base` or a `+`-joined set of options, built with `tav.train.apply_speed_settings` as `tune`
-does: `frozen_bf16`, `frozen_fp16` (train.frozen_dtype), `compile` (train.compile), `checkpointing`
+does: `frozen_bf16`, `frozen_fp16` (train.frozen_dtype), `compile` (train.compile, the whole UNet, as
+measured in analysis/PERF.md round 1), `compile_regional` (train.compile_mode=regional), `checkpointing`
 (train.gradient_checkpointing). Without `--variants` the flags name one variant.
 
     python analysis/bench_gpu.py --frames 24 --variants base,frozen_bf16,frozen_bf16+compile --out bench.json
@@ -36,7 +37,9 @@ from tav.train import TrainSettings, apply_speed_settings, diffusion_loss
 DEVICE = "cuda"  # the benchmark targets a GPU; a CPU smoke run of the logic may patch this
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 OPTIONS = {"base": {}, "frozen_bf16": {"frozen_dtype": "bf16"}, "frozen_fp16": {"frozen_dtype": "fp16"},
-           "compile": {"compile": True}, "checkpointing": {"gradient_checkpointing": True}}
+           "compile": {"compile": True, "compile_mode": "full"},
+           "compile_regional": {"compile": True, "compile_mode": "regional"},
+           "checkpointing": {"gradient_checkpointing": True}}
 
 
 def variant_settings(variant: str, dtype: str) -> TrainSettings:

@@ -8,7 +8,8 @@ A preview ranks steps by a coarser render of the same start latents: it tells wh
 how good the full render is.
 
 Each validation step writes, under the run's output folder:
-  samples/step_000100/<prompt>_seed<seed>.mp4 and .gif     the rendered clips
+  samples/step_000100/<prompt>_seed<seed>.mp4 and .gif     the rendered clips (previews: mp4 only), encoded on
+                                                           background threads; `finish` waits for all of them
   checkpoints/step_000100/trainable.safetensors            the trainable weights only
   checkpoints/step_000100/inverted_latents.safetensors     the DDIM-inverted source latents it rendered from
 and then calls every registered callback with a ValidationEvent. A callback that returns a score makes the
