@@ -61,3 +61,19 @@ def test_bad_input_is_one_clear_line(tmp_path):
     assert done.returncode == 1
     assert "demo.mp4 has 24 frames but start=0, stride=3, n_frames=99 needs 295" in done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_the_second_run_in_a_process_reuses_the_prepared_model_and_matches_a_fresh_one(tmp_path):
+    """A sweep worker runs its trials in one process: the second loads and compiles nothing, and trains as fresh."""
+    import train
+
+    small = ["data.n_frames=4", "data.height=32", "data.width=32", "train.max_steps=2", "validation.every_n_steps=2",
+             "validation.inversion_steps=2", "validation.sampling_steps=2", "validation.seeds=[0]", "logger=none",
+             "metrics.scorer.flow_threads=1"]
+    train._PREPARED.clear()
+    first = train.run(composed("train", *small, "train.seed=5", f"output_dir={tmp_path / 'first'}"))
+    second = train.run(composed("train", *small, "train.seed=5", f"output_dir={tmp_path / 'second'}"))
+    assert "load" in first.timings and "prepare" in first.timings
+    assert "load" not in second.timings and "prepare" not in second.timings
+    assert second.losses == first.losses
+    train._PREPARED.clear()
