@@ -205,7 +205,8 @@ def summary(result: TrainResult) -> str:
     for record in result.validations:
         scores = ", ".join(f"{k}={v:.3f}" for k, v in sorted(record["scores"].items()) if k.endswith("/mean"))
         score = "" if record["score"] is None else f"score {record['score']:.3f}  "
-        lines.append(f"  step {record['step']:>5}: {score}{scores}")
+        kind = {"preview": " preview", "final": " full  "}.get(record.get("kind"), "")
+        lines.append(f"  step {record['step']:>5}{kind}: {score}{scores}")
     if result.best_step is not None:
         lines.append(f"best step {result.best_step} (score {result.best_score:.3f}): {result.best_checkpoint}")
     if result.random_weights:
