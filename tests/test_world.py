@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from tav.world import BACKGROUNDS, MOTIONS, STYLES, SUBJECTS, motion_error, render, style_score, track
+from tav.world import BACKGROUNDS, MOTIONS, SUBJECTS, motion_error, render, style_score, track
 from tav.world import truth
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +28,8 @@ def shifted(frames: torch.Tensor, pixels: int) -> torch.Tensor:
 
 
 def test_a_clip_is_the_same_for_the_same_seed_and_differs_for_another():
-    first, again = render("car", MOTIONS[2], "snow", "photo", seed=5), render("car", MOTIONS[2], "snow", "photo", seed=5)
+    first = render("car", MOTIONS[2], "snow", "photo", seed=5)
+    again = render("car", MOTIONS[2], "snow", "photo", seed=5)
     assert torch.equal(first.frames, again.frames) and first.truth() == again.truth()
     other = render("car", MOTIONS[2], "snow", "photo", seed=6)
     assert not torch.equal(first.frames, other.frames)

@@ -70,7 +70,7 @@ def _check(name: str, value: str, choices) -> None:
 def _path(motion: str, n_frames: int, start: float) -> np.ndarray:
     """(frames, 2): x of the subject's centre and its lift above the ground, both as shares of the frame."""
     t = np.linspace(0.0, 1.0, n_frames)
-    x = start + (0.85 - 0.15) * t
+    x = start + 0.7 * t  # across 70% of the width
     if motion == "rolling right to left":
         x = x[::-1]
     lift = 0.3 * np.abs(np.sin(2 * np.pi * t)) if motion.startswith("bouncing") else np.zeros_like(t)
@@ -99,8 +99,8 @@ def _shapes(subject: str, cx: float, bottom: float, unit: float) -> list[tuple[n
                      [cx + 1.2 * unit, body_bottom], [cx - 1.2 * unit, body_bottom]])
     cabin = np.array([[cx - 0.6 * unit, body_bottom - 0.7 * unit], [cx - 0.35 * unit, body_bottom - 1.25 * unit],
                       [cx + 0.45 * unit, body_bottom - 1.25 * unit], [cx + 0.75 * unit, body_bottom - 0.7 * unit]])
-    return [(cabin, 1.2, "poly"), (body, 1.0, "poly"),
-            ((cx - 0.7 * unit, bottom - wheel, wheel), 0.15, "wheel"), ((cx + 0.7 * unit, bottom - wheel, wheel), 0.15, "wheel")]
+    wheels = [((x, bottom - wheel, wheel), 0.15, "wheel") for x in (cx - 0.7 * unit, cx + 0.7 * unit)]
+    return [(cabin, 1.2, "poly"), (body, 1.0, "poly"), *wheels]
 
 
 def _draw(canvas: np.ndarray, shape, colour, thickness: int) -> None:
