@@ -8,7 +8,7 @@ phase split every run writes to its result.json (tav/timing.py) and adds what li
   prepare     inflating the UNet, speed options, moving to the GPU; encoding prompt and clip
   compile     first-call excess of training steps, inversions, sampling and decoding (torch.compile, autotune)
   training    the optimiser steps, without their first-call excess
-  inversion, sampling, decode, scoring, writing (mp4/gif/checkpoints)
+  inversion, sampling, decode, scoring, writing (mp4/gif/checkpoints, and reading the best one back)
   tracking    the W&B/JSONL logger's and the Optuna trial's validation callbacks
   overhead    the rest of the wall time: process start, imports, Hydra, Optuna asks/tells, W&B init/finish, summary
 

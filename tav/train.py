@@ -26,7 +26,7 @@ from tav.models.lora import add_lora
 from tav.models.video_unet import (DEFAULT_TRAINABLE, VideoUNet, inflate_unet, reinit_temporal_attention,
                                    select_trainable, temporal_blocks)
 from tav.progress import Progress
-from tav.timing import PhaseTimer, for_device
+from tav.timing import PhaseTimer
 from tav.validation import ValidationSettings, Validator
 
 # Called after every optimiser step with (step, loss, learning rate).
@@ -247,15 +247,14 @@ def tune(model: BaseModel | PreparedModel, frames: torch.Tensor, prompt: str, se
     `prepare_key` (reset here to this run's seed). `timer` collects the time of each phase.
     """
     started = time.perf_counter()
+    timer = timer or PhaseTimer()
     if isinstance(model, BaseModel):
-        timer = timer or PhaseTimer()
         with timer.phase("prepare"):
             prepared = prepare(model, settings)
     else:
         prepared = model
         if prepared.key != prepare_key(settings):
             raise ValueError("this prepared model was made with other train settings; prepare the base model again")
-    timer = timer or for_device(prepared.device)
     timer.synchronize = prepared.device.type == "cuda"
     prepared.reset(settings.seed)
     prepared.used = True
@@ -285,7 +284,7 @@ def tune(model: BaseModel | PreparedModel, frames: torch.Tensor, prompt: str, se
     losses: list[float] = []
     pending: list[torch.Tensor] = []  # losses still on the device: read in one sync every few steps
     rates: list[float] = []
-    sync_every = max(1, min(10, settings.max_steps // 20 or 1))
+    sync_every = min(10, max(1, settings.max_steps // 20))
     video_unet.train()
     bar = Progress(settings.max_steps, "train", unit="step", enabled=progress)
     for step in range(1, settings.max_steps + 1):

@@ -49,7 +49,7 @@ class ValidationSettings:
     guidance_scale: float = 12.5
     noise_mix: float = 0.0  # 0 starts from the inversion (seeds then do not matter), 1 from pure noise
     invert_once: bool = False  # invert with the untuned UNet once and reuse it (the official re-inverts)
-    batch_size: int = 1  # clips rendered together; 0: as many as fit in free GPU memory (measured on one clip)
+    batch_size: int = 1  # clips rendered together; 0: as many as fit in free GPU memory (sized at the first inversion)
     preview_steps: int = 0  # > 0: validations during training render previews with this many DDIM steps
     preview_seeds: int = 1  # seeds of the panel a preview renders (the first ones)
     keep_best_k: int = 2  # checkpoints kept once a callback scores them
@@ -61,7 +61,7 @@ GPU_MEMORY_SHARE = 0.85  # share of free GPU memory that batch_size 0 fills
 
 
 def clips_that_fit(bytes_per_clip: int, device: torch.device) -> int:
-    """How many clips one batch can render in the GPU's free memory, from the peak one clip took."""
+    """How many clips one batch can render in the GPU's free memory, given what one clip takes."""
     free, _ = torch.cuda.mem_get_info(device)
     return max(1, int(free * GPU_MEMORY_SHARE // max(bytes_per_clip, 1)))
 
@@ -175,11 +175,10 @@ class Validator:
                 clips.append(RenderedClip(s.prompts[index], seed, frames, mp4, gif))
                 bar.update(1)
         video_unet.train(was_training)
-        with self.timer.phase("writing"):  # loggers read the mp4s; gifs finish in the background
-            self.writer.wait([clip.mp4_path for clip in clips])
 
         checkpoint = self.checkpoint_dir(step)
         with self.timer.phase("writing"):
+            self.writer.wait([clip.mp4_path for clip in clips])  # loggers read the mp4s; gifs finish later
             save_trainable(video_unet, checkpoint / "trainable.safetensors", metadata={"step": str(step)})
             save_file({"inverted_latents": inverted.detach().contiguous().cpu()},
                       str(checkpoint / "inverted_latents.safetensors"))
@@ -210,7 +209,7 @@ class Validator:
                 self.writer.close()
             return None
         step = self.best_step if self.best_step is not None else previews[-1]
-        with self.timer.phase("writing"):
+        with self.timer.phase("restore_best"):
             load_trainable(video_unet, self.checkpoint_dir(step) / "trainable.safetensors")
         event = self(step, video_unet, kind="final")
         with self.timer.phase("writing"):
