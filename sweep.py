@@ -10,12 +10,10 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from tav.known_warnings import silence_known_warnings
 from tav.cli import run_hydra
 from tav.config_schema import validate
 from train import run_job
 
-silence_known_warnings()  # trials run in this process: the console shows the study, not library notices
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="sweep")
 def main(cfg: DictConfig) -> dict:

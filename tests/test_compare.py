@@ -100,20 +100,3 @@ def test_a_sweeps_console_shows_progress_not_known_library_notices(small_sweep):
         assert notice not in console, notice
     # The rejected key (conftest.py) cost no trial: one line per run, the 3 trials' and the study summary's.
     assert console.count("W&B runs offline (") == 3 + 1
-
-
-def test_known_warning_filters_keep_other_warnings():
-    import warnings
-
-    from optuna.exceptions import ExperimentalWarning
-
-    from tav.known_warnings import silence_known_warnings
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        silence_known_warnings()
-        warnings.warn_explicit("fail_stale_trials is experimental", ExperimentalWarning, "x.py", 1, module="sweeps.sweeper")
-        warnings.warn_explicit("fail_stale_trials is experimental", ExperimentalWarning, "x.py", 1, module="mine")
-        warnings.warn_explicit("something else is experimental", ExperimentalWarning, "x.py", 1, module="sweeps.summary")
-    assert [(str(w.message), w.filename) for w in caught] == [("fail_stale_trials is experimental", "x.py"),
-                                                             ("something else is experimental", "x.py")]
