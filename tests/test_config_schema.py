@@ -237,28 +237,28 @@ def sweep_main(cfg) -> None:
     raise AssertionError("a refused search space never reaches a trial")
 
 
-def test_a_misspelled_search_key_is_one_line_before_any_trial(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["sweep.py", "-m", "trian.max_steps=int(interval(1, 3))",
-                                      f"hydra.sweep.dir={tmp_path}/sweep"])
-    monkeypatch.setenv("HYDRA_FULL_ERROR", "")
+def run_hydra_as_typed(main, argv: list[str], monkeypatch) -> int:
+    """`python <argv>` in-process through run_hydra, as the entrypoints' __main__ blocks run it."""
+    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "")  # run_hydra sets it; monkeypatch puts it back
     monkeypatch.setenv("TAV_ONE_LINE_ERRORS", "")
     try:
-        assert run_hydra(sweep_main, "sweep.py") == 1
+        return run_hydra(main, argv[0])
     finally:
         GlobalHydra.instance().clear()
+
+
+def test_a_misspelled_search_key_is_one_line_before_any_trial(tmp_path, monkeypatch, capsys):
+    argv = ["sweep.py", "-m", "trian.max_steps=int(interval(1, 3))", f"hydra.sweep.dir={tmp_path}/sweep"]
+    assert run_hydra_as_typed(sweep_main, argv, monkeypatch) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "trian.max_steps" in err, err  # the sweeper's line
     assert not (tmp_path / "sweep").exists()
 
 
 def test_a_composition_error_is_folded_into_one_line(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["train.py", "train.max_steps=abc", f"hydra.run.dir={tmp_path}/run"])
-    monkeypatch.setenv("HYDRA_FULL_ERROR", "")  # run_hydra sets it; monkeypatch puts it back
-    monkeypatch.setenv("TAV_ONE_LINE_ERRORS", "")
-    try:
-        assert run_hydra(train_main, "train.py") == 1
-    finally:
-        GlobalHydra.instance().clear()
+    argv = ["train.py", "train.max_steps=abc", f"hydra.run.dir={tmp_path}/run"]
+    assert run_hydra_as_typed(train_main, argv, monkeypatch) == 1
     err = capsys.readouterr().err
     assert err == ("train.py: Error merging override train.max_steps=abc; Value 'abc' of type 'str' could not be "
                    "converted to Integer; train.max_steps takes an integer >= 1\n")
