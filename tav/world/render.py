@@ -21,7 +21,9 @@ SUBJECTS = {"ball": "red", "cube": "purple", "car": "blue"}  # subject -> colour
 COLOURS = {"red": (215, 35, 35), "purple": (145, 55, 200), "blue": (35, 75, 205)}
 MOTIONS = ("rolling left to right", "rolling right to left", "bouncing left to right")
 BACKGROUNDS = {"grass": (70, 150, 60), "snow": (232, 238, 245), "sand": (218, 192, 138)}  # ground colour
-STYLES = {"photo": "photo", "clipart": "in clip art style"}  # style -> phrase ending the caption
+# style -> the words a caption gets for it: photo captions start "a photo of", clip art ones end "in clip art style"
+# (the places tav.prompts gives a source style and a target style)
+STYLES = {"photo": ("a photo of", ""), "clipart": ("", "in clip art style")}
 SKY = (135, 195, 235)
 OUTLINE = (25, 25, 30)
 HORIZON = 0.55  # the ground starts at this share of the height
@@ -57,9 +59,12 @@ class Clip:
                 for box, c in zip(self.boxes, self.centres)]
 
 
-def caption(subject: str, motion: str, background: str, style: str) -> str:
-    """e.g. "a red ball is rolling left to right on the grass, photo" / "..., in clip art style"."""
-    return f"a {SUBJECTS[subject]} {subject} is {motion} on the {background}, {STYLES[style]}"
+def caption(subject: str, motion: str, background: str, style: str | None = None) -> str:
+    """e.g. "a photo of a red ball is rolling left to right on the grass" / "a red ball is rolling left to right
+    on the grass in clip art style"; style None: the caption without style words."""
+    words = f"a {SUBJECTS[subject]} {subject} is {motion} on the {background}"
+    prefix, suffix = STYLES[style] if style else ("", "")
+    return " ".join(part for part in (prefix, words, suffix) if part)
 
 
 def _check(name: str, value: str, choices) -> None:
