@@ -24,7 +24,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")  # as tav.models.loading reads them
 SCORE_NAMES = ("text_alignment", "frame_consistency", "style_probe", "style_probe_worst", "warp_error", "flicker",
-               "style_margin", "style_margin_worst")  # what tav.metrics.ClipScorer computes
+               "style_margin", "style_margin_worst", "world_style", "world_subject",
+               "world_motion_error")  # what tav.metrics.ClipScorer computes (world_*: with world_truth)
 
 
 class ConfigError(ValueError):
@@ -90,7 +91,7 @@ class StyleLoraConfig:
 
 @dataclass
 class ModelConfig:
-    source: str = knob(MISSING, NOT_EMPTY)  # "tiny", a cached hub id, a diffusers folder or a .safetensors/.ckpt file
+    source: str = knob(MISSING, NOT_EMPTY)  # "tiny", "world", a cached hub id, a diffusers folder or a .safetensors/.ckpt file
     config: Optional[str] = None  # a single file's diffusers layout: a cached hub id or a local folder
     style_loras: List[StyleLoraConfig] = field(default_factory=list)  # fused into the base model before tuning
 
@@ -159,6 +160,7 @@ class ScorerConfig:
     source_style: str = knob("a photograph", NOT_EMPTY)
     style_reference_dir: Optional[str] = None
     flow_threads: int = knob(8, at_least(1))
+    world_truth: bool = False  # also score with the toy world's ground truth (world_style, world_subject, ...)
 
 
 @dataclass
@@ -321,7 +323,7 @@ def _get(cfg: DictConfig, key: str) -> Any:
 def _check_model(cfg: DictConfig) -> None:
     if OmegaConf.is_missing(cfg.model, "source"):
         raise ConfigError("model.source is not set; set model.source=/path/file.safetensors (model=single_file), "
-                          "a diffusers folder or a cached hub id, or choose model=tiny|sd14|sd15")
+                          "a diffusers folder or a cached hub id, or choose model=world|tiny|sd14|sd15")
     source = cfg.model.source
     path = Path(source).expanduser()
     if path.suffix in SINGLE_FILE_SUFFIXES:
@@ -332,7 +334,7 @@ def _check_model(cfg: DictConfig) -> None:
             raise ConfigError(f"model.source={source} does not exist; set model.source=/path/file.safetensors")
     elif source.startswith((".", "/", "~")) and not path.is_dir():
         raise ConfigError(f"model.source={source} does not exist; set it to a diffusers model folder, a "
-                          f"{'/'.join(SINGLE_FILE_SUFFIXES)} file, a cached hub id or tiny")
+                          f"{'/'.join(SINGLE_FILE_SUFFIXES)} file, a cached hub id, world or tiny")
 
 
 def _check_video(cfg: DictConfig) -> None:
@@ -372,10 +374,10 @@ def _check_metrics(cfg: DictConfig) -> None:
     if not metrics:
         return
     scorer = metrics.scorer
-    if not scorer.random_weights and not scorer.pretrained:
+    if not scorer.random_weights and not scorer.pretrained and scorer.model != "world":
         raise ConfigError("metrics.scorer.pretrained=null with random_weights=false; set metrics.scorer.pretrained "
                           "to an open_clip tag or a weights file, or metrics.scorer.random_weights=true")
-    if not scorer.random_weights:  # missing CLIP weights would otherwise stop the run after the model loaded
+    if not scorer.random_weights and scorer.model != "world":  # missing CLIP weights would otherwise stop the run
         from tav.metrics.backbone import find_weights
 
         try:
@@ -389,6 +391,10 @@ def _check_metrics(cfg: DictConfig) -> None:
     if unknown:
         raise ConfigError(f"metrics.score_weights.{unknown[0]} names no score; metrics.score_weights takes weights "
                           f"of {', '.join(SCORE_NAMES)}")
+    truths = sorted({"world_style", "world_subject", "world_motion_error"} & set(metrics.score_weights))
+    if truths and not scorer.world_truth:
+        raise ConfigError(f"metrics.score_weights weights {truths}, which need metrics.scorer.world_truth=true (the "
+                          "toy world's ground truth); set it, or drop those weights")
     margins = sorted({"style_margin", "style_margin_worst"} & set(metrics.score_weights))
     if margins and scorer.style_reference_dir is None:
         raise ConfigError(f"metrics.score_weights weights {margins}, which need metrics.scorer.style_reference_dir; "

@@ -41,6 +41,8 @@ from tav.prompts import realised_config
 from tav.tracking import LOG_NAME, read_log, redact, redact_text
 from tav.train import DTYPES
 from tav.validation import ValidationSettings, Validator, best_validation, prompt_slug, scores_by
+from tav.world import models as world_models
+from tav.world.models import TOY_WORLD_NOTE
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth")
 MANIFEST = "export.json"
@@ -61,6 +63,7 @@ class Selection:
     scores: dict[str, float]
     score_info: dict[str, dict]  # per score name (without "/mean"): definition, backbone, random_weights, ...
     random_weights: bool  # the base model's weights were random (tiny)
+    toy_world: bool  # the base model is the toy world's (world)
     seeds: list[int]  # best first, by the clips' scalar score (panel order when unscored)
     seed_scores: dict[str, float]
     best_prompt: str
@@ -94,7 +97,7 @@ def select_run(run_dir: Path, step: int | None = None) -> Selection:
     return Selection(
         run_dir=run_dir, step=record["step"], checkpoint_dir=checkpoint_dir, score=record["score"],
         scores=dict(record["scores"]), score_info=_score_info(run_dir, record["step"]),
-        random_weights=bool(result["random_weights"]),
+        random_weights=bool(result["random_weights"]), toy_world=bool(result.get("toy_world")),
         # Ties break as tav.validation.best_seed breaks them, so seeds[0] is the trial's best_seed.
         seeds=sorted(panel_seeds, key=lambda s: (seed_scores.get(str(s), 0.0), str(s)), reverse=True),
         seed_scores=seed_scores, best_prompt=max(panel_prompts, key=lambda p: (prompt_scores.get(p, 0.0), p)),
@@ -128,6 +131,10 @@ def _base_hash(source: str) -> dict:
     if source == "tiny":
         return {"hash": state_dict_sha256(presets.tiny_unet().state_dict()),
                 "hash_of": "sha256 of the tiny preset's UNet state dict"}
+    if source == "world":
+        folder = world_models.ldm_dir()
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+        return {"hash": files_sha256(files, folder), "hash_of": "sha256 of the world model's weight files"}
     if path.is_file():
         return {"hash": file_sha256(path), "hash_of": f"sha256 of {path.name}"}
     if path.is_dir():
@@ -217,7 +224,7 @@ def write_export(selection: Selection, config: Mapping, out_dir: Path, dtype: st
         **render_manifest(config, step=selection.step, seeds=selection.seeds, random_weights=selection.random_weights,
                           parameters=selection.parameters, train_prompt=selection.train_prompt or None,
                           prompts=selection.prompts),
-        "origin": selection.origin, "score": selection.score,
+        "origin": selection.origin, "score": selection.score, "toy_world": selection.toy_world,
         "score_weights": config.get("metrics", {}).get("score_weights", {}),
         "scores": selection.scores, "score_info": selection.score_info,
         "seed_scores": selection.seed_scores, "best_prompt": selection.best_prompt, "dtype": dtype,
@@ -283,6 +290,8 @@ def model_card(manifest: Mapping) -> str:
     if manifest["random_weights"]:
         lines += ["> **Random weights.** The base model (`tiny`) has random weights: this export checks the "
                   "plumbing; its clips and scores say nothing about quality.", ""]
+    if manifest.get("toy_world"):
+        lines += [f"> **Toy world.** {TOY_WORLD_NOTE}.", ""]
     if any(info.get("random_weights") for info in manifest["score_info"].values()):
         lines += ["> **Random-weight scores.** Scores marked *random weights* were computed with a randomly "
                   "initialised backbone: they say nothing about quality.", ""]

@@ -118,12 +118,21 @@ def _dropped_log(prefix: str) -> Iterator[None]:
 def load_backbone(model: str = "ViT-L-14", pretrained: str | None = "openai", random_weights: bool = False,
                   seed: int = 0, cache_dir: str | None = None, precision: str = "auto", batch_size: int = 32,
                   device: str | torch.device = "cpu") -> Backbone:
-    """Build `model` with weights found offline (see find_weights), or randomly initialised from `seed`."""
+    """Build `model` with weights found offline (see find_weights), or randomly initialised from `seed`; `world` is
+    the toy world's trained CLIP (tav/assets/world/clip)."""
     device = torch.device(device)
     if precision == "auto":
         precision = "fp16" if device.type == "cuda" else "fp32"  # fp16 matches how OpenAI's CLIP ran
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be auto or one of {', '.join(PRECISIONS)}; found {precision!r}")
+    if model == "world":  # the toy world's CLIP, shipped in open_clip's local-dir format
+        from tav.world.models import clip_dir
+
+        folder = clip_dir()
+        with torch.random.fork_rng(devices=[]):  # building it draws init weights: leave the run's seeds alone
+            clip = open_clip.create_model(f"local-dir:{folder}", precision=precision, device=device)
+        return Backbone(clip.eval(), open_clip.get_tokenizer(f"local-dir:{folder}"), "world-clip/tav", False, device,
+                        PRECISIONS[precision], batch_size)
     if model not in open_clip.list_models():
         raise ValueError(f"{model!r} is not an open_clip architecture (e.g. ViT-L-14, ViT-B-32, ViT-S-32)")
     if random_weights:
@@ -137,8 +146,10 @@ def load_backbone(model: str = "ViT-L-14", pretrained: str | None = "openai", ra
         weights = find_weights(model, pretrained, cache_dir)
         tag = open_clip.get_pretrained_cfg(model, pretrained)
         preprocess = {key: tag[key] for key in ("mean", "std") if key in tag}
-        clip = open_clip.create_model(model, pretrained=weights, precision=precision, device=device,
-                                      force_quick_gelu=tag.get("quick_gelu", False), force_preprocess_cfg=preprocess)
+        with torch.random.fork_rng(devices=[]):
+            clip = open_clip.create_model(model, pretrained=weights, precision=precision, device=device,
+                                          force_quick_gelu=tag.get("quick_gelu", False),
+                                          force_preprocess_cfg=preprocess)
         name = f"{model}/{pretrained if tag else Path(weights).name}"
     return Backbone(clip.eval(), open_clip.get_tokenizer(model), name, random_weights, device, PRECISIONS[precision],
                     batch_size)

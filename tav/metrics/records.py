@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-LOWER_IS_BETTER = frozenset({"warp_error"})
+LOWER_IS_BETTER = frozenset({"warp_error", "world_motion_error"})
 
 
 @dataclass(frozen=True)

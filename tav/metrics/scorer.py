@@ -13,6 +13,7 @@ from tav.metrics.frames import unit_frames
 from tav.metrics.motion import flicker, source_flows, warp_error
 from tav.metrics.records import Score
 from tav.metrics.style import load_reference_images, style_margin, style_probe, style_prototype
+from tav.world.truth import TRUTH_DEFINITIONS, truth_scores
 
 CONSISTENCY = {
     "all_pairs": "LOVEU-TGVE 2023 frame consistency: mean 100*cos(CLIP image, CLIP image) over all ordered pairs "
@@ -30,13 +31,14 @@ class ClipScorer:
 
     def __init__(self, backbone: Backbone, target_style: str = "a clip art illustration",
                  source_style: str = "a photograph", reference_images: Sequence[torch.Tensor] = (),
-                 consistency: str = "all_pairs", flow_threads: int = 8):
+                 consistency: str = "all_pairs", flow_threads: int = 8, world_truth: bool = False):
         if consistency not in CONSISTENCY:
             raise ValueError(f"consistency must be one of {', '.join(CONSISTENCY)}; found {consistency!r}")
         self.backbone = backbone
         self.target_style, self.source_style = target_style, source_style
         self.consistency = consistency
         self.flow_threads = flow_threads
+        self.world_truth = world_truth
         self.style_texts = (backbone.embed_text(target_style), backbone.embed_text(source_style))
         self.prototype = None
         if reference_images:
@@ -69,6 +71,8 @@ class ClipScorer:
         if self.prototype is not None:
             margin = style_margin(embeds, self.prototype, source_embeds)
             values["style_margin"], values["style_margin_worst"] = margin.mean().item(), margin.min().item()
+        if self.world_truth:
+            values.update(truth_scores(_uint8(clip), prompt, _uint8(unit_frames(source_frames, "source_frames", "cpu"))))
         return {name: self._record(name, values[name]) for name in self.definitions}
 
     def _source_features(self, source_frames: torch.Tensor, size: tuple[int, int]):
@@ -100,9 +104,13 @@ class ClipScorer:
         if self.prototype is not None:
             definitions["style_margin"] = f"mean over frames of {margin}"
             definitions["style_margin_worst"] = f"lowest frame's {margin}"
+        if self.world_truth:
+            definitions.update(TRUTH_DEFINITIONS)
         return definitions
 
     def _record(self, name: str, value: float) -> Score:
+        if name in TRUTH_DEFINITIONS:
+            return Score(name, value, self.definitions[name], "world-ground-truth", random_weights=False)
         if name in ("warp_error", "flicker"):
             backbone = "opencv-farneback" if name == "warp_error" else "none"
             return Score(name, value, self.definitions[name], backbone, random_weights=False)
@@ -113,8 +121,13 @@ def build_scorer(model: str = "ViT-L-14", pretrained: str | None = "openai", ran
                  seed: int = 0, cache_dir: str | None = None, precision: str = "auto", batch_size: int = 32,
                  consistency: str = "all_pairs", target_style: str = "a clip art illustration",
                  source_style: str = "a photograph", style_reference_dir: str | Path | None = None,
-                 flow_threads: int = 8, device: str | torch.device = "cpu") -> ClipScorer:
+                 flow_threads: int = 8, world_truth: bool = False, device: str | torch.device = "cpu") -> ClipScorer:
     """A ClipScorer from plain settings (the keys of conf/metrics/*.yaml's `scorer`) and the run's device."""
     references = load_reference_images(style_reference_dir) if style_reference_dir else ()
     backbone = load_backbone(model, pretrained, random_weights, seed, cache_dir, precision, batch_size, device)
-    return ClipScorer(backbone, target_style, source_style, references, consistency, flow_threads)
+    return ClipScorer(backbone, target_style, source_style, references, consistency, flow_threads, world_truth)
+
+
+def _uint8(frames: torch.Tensor) -> torch.Tensor:
+    """float frames in [0, 1] (F, H, W, 3) as uint8 on the CPU, what the world's pixel measures read."""
+    return (frames.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()

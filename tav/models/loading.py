@@ -1,4 +1,5 @@
-"""Load the base image model: a hub id or diffusers folder, a single .safetensors/.ckpt file, or `tiny`."""
+"""Load the base image model: a hub id or diffusers folder, a single .safetensors/.ckpt file, `tiny` (random
+weights) or `world` (the toy world's trained model, shipped in tav/assets/world)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from transformers import CLIPTextModel, CLIPTokenizer
 from tav.models import presets
 from tav.models.single_file import load_single_file
 from tav.models.style_lora import check_style_loras, fuse_style_loras
+from tav.world import models as world_models
 
-# Stable Diffusion 1.x's noise schedule, used by `tiny` (the official recipe's DDIM settings).
+# Stable Diffusion 1.x's noise schedule, used by `tiny` and `world` (the official recipe's DDIM settings).
 SD_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                     clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon")
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")
@@ -28,14 +30,15 @@ class BaseModel:
     text_encoder: CLIPTextModel
     tokenizer: CLIPTokenizer
     scheduler_config: dict
-    source: str  # what it was loaded from: a hub id, a path, or "tiny"
+    source: str  # what it was loaded from: a hub id, a path, "tiny" or "world"
     random_weights: bool  # True for `tiny`: every score computed from it says so
+    toy_world: bool = False  # True for `world`: its scores rank settings on the toy world, not on real models
     style_loras: list[dict] = field(default_factory=list)  # fused LoRAs, in order: path, scale, sha256
 
 
 def load_base_model(source: str, config: str | None = None,
                     style_loras: Sequence[Mapping] | None = None) -> BaseModel:
-    """Load from `source`: "tiny", a single-file checkpoint, a local diffusers folder, or a hub id; then fuse
+    """Load from `source`: "tiny", "world", a single-file checkpoint, a local diffusers folder, or a hub id; then fuse
     `style_loras` ([{path, scale}], in order) into it.
 
     Nothing is downloaded: a hub id must already be in the local Hugging Face cache. A single file loads into
@@ -46,6 +49,11 @@ def load_base_model(source: str, config: str | None = None,
         pipe = StableDiffusionPipeline(presets.tiny_vae(), presets.tiny_text_encoder(), presets.clip_tokenizer(),
                                        presets.tiny_unet(), DDIMScheduler.from_config(SD_SCHEDULER),
                                        safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    elif source == "world":
+        unet, vae, text_encoder = world_models.load_ldm()
+        pipe = StableDiffusionPipeline(vae, text_encoder, presets.clip_tokenizer(), unet,
+                                       DDIMScheduler.from_config(SD_SCHEDULER), safety_checker=None,
+                                       feature_extractor=None, requires_safety_checker=False)
     else:
         path = Path(source).expanduser()
         if path.suffix in SINGLE_FILE_SUFFIXES:
@@ -62,10 +70,10 @@ def load_base_model(source: str, config: str | None = None,
             pipe = _from_pretrained(source)
         check_architecture(pipe.unet, pipe.text_encoder)
     applied = fuse_style_loras(pipe, loras)
-    tiny = source == "tiny"
+    built_here = source in ("tiny", "world")
     return BaseModel(pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer,
-                     dict(SD_SCHEDULER) if tiny else dict(pipe.scheduler.config), source, random_weights=tiny,
-                     style_loras=applied)
+                     dict(SD_SCHEDULER) if built_here else dict(pipe.scheduler.config), source,
+                     random_weights=source == "tiny", toy_world=source == "world", style_loras=applied)
 
 
 def _from_pretrained(source: str) -> StableDiffusionPipeline:

@@ -1,7 +1,7 @@
 """Train the world's models from scratch and write them to tav/assets/world/ (see tav.world.models):
 
     python -m tav.world.fit --device cuda         # a few minutes on one H100; the shipped weights
-    python -m tav.world.fit --device cpu --out /tmp/world --scale 0.001 --seeds 1   # a smoke run
+    python -m tav.world.fit --device cpu --out /tmp/world --scale 0.001 --seeds 1 --frames 2   # a smoke run
 
 In order: the VAE (reconstruction + a small KL term), then the UNet and text encoder together on the VAE's
 latents (epsilon prediction on SD-1.x's noise schedule, 10% empty captions for classifier-free guidance), then
@@ -242,6 +242,7 @@ def main(argv: list[str] | None = None) -> dict:
                         help="what to train (each writes its part; a later stage loads earlier ones from --out)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies every step count (0.001: smoke run)")
     parser.add_argument("--seeds", type=int, default=len(TRAIN_SEEDS), help="world seeds rendered for training")
+    parser.add_argument("--frames", type=int, default=8, help="frames rendered per training clip")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     device = torch.device(args.device)
@@ -250,7 +251,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     steps = {name: max(2, round(n * args.scale)) for name, n in STEPS.items()}
     started = time.perf_counter()
-    data = world_frames(TRAIN_SEEDS[:args.seeds], size=models.IMAGE_SIZE)
+    data = world_frames(TRAIN_SEEDS[:args.seeds], n_frames=args.frames, size=models.IMAGE_SIZE)
     data.frames = data.frames.to(device)  # indexed every step: keep it beside the models
     print(f"world: {len(data)} frames rendered ({time.perf_counter() - started:.0f} s)", flush=True)
     if "vae" in args.stages:
@@ -267,8 +268,9 @@ def main(argv: list[str] | None = None) -> dict:
         models.save_part("text_encoder", text_encoder, args.out)
     if "clip" in args.stages:
         save_clip(train_clip(data, decoded, steps["clip"], BATCH["clip"], device, rng), args.out)
-    summary = {"stages": args.stages, "steps": steps, "batch": BATCH, "seed": args.seed, "device": str(device),
-               "torch": torch.__version__, "frames": len(data), "seconds": round(time.perf_counter() - started, 1)}
+    summary = {"stages": args.stages, "steps": steps, "batch": BATCH, "seeds": args.seeds, "frames": args.frames,
+               "seed": args.seed, "device": str(device),
+               "torch": torch.__version__, "images": len(data), "seconds": round(time.perf_counter() - started, 1)}
     if "report" in args.stages:
         unet, _, text_encoder = (part.to(device) for part in models.load_ldm(args.out))
         clip_model = open_clip.create_model(f"local-dir:{models.clip_dir(args.out)}", device=device)

@@ -19,6 +19,8 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
 WORLD_DIR = Path(__file__).resolve().parent.parent / "assets" / "world"
+TOY_WORLD_NOTE = ("toy-world scores: the base model is the toy world's (model=world); they rank settings on that "
+                  "world, where the ground truth (world_*) is known, and say nothing about real models")
 IMAGE_SIZE = 64  # pixels; the VAE's 3 levels shrink frames 4x, to 16x16 latents
 
 UNET = dict(sample_size=IMAGE_SIZE // 4, in_channels=4, out_channels=4, layers_per_block=1,

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import torch
 
-from tav.world.render import BACKGROUNDS, MOTIONS, SUBJECTS, render
+from tav.world.render import BACKGROUNDS, COLOURS, MOTIONS, SUBJECTS, render
 
 FLAT_LEVELS = 3  # a 3x3 neighbourhood spanning at most this many levels (of 255) per channel counts as flat
 # Flat-pixel shares of the world's own clips (64x64, 8 frames, seed 0, every subject and background), as
@@ -87,3 +87,58 @@ def motion_error(frames: torch.Tensor | np.ndarray, reference: np.ndarray) -> fl
                          "(one (x, y) per frame)")
     distance = np.minimum(np.hypot(*(measured - reference).T), 1.0)
     return float(np.nan_to_num(distance, nan=1.0).mean())
+
+
+# OpenCV hue (0..179) of each subject's colour; shading changes a colour's value, not its hue.
+SUBJECT_HUES = {subject: int(cv2.cvtColor(np.uint8([[COLOURS[colour]]]), cv2.COLOR_RGB2HSV)[0, 0, 0])
+                for subject, colour in SUBJECTS.items()}
+HUE_TOLERANCE = 12  # hue steps (of 180) a pixel may be from a subject's hue and still be in its colour
+MIN_SATURATION = 140  # of 255: less saturated pixels (sky, sand, snow, shadows) are no subject's colour
+
+
+def named_subject(prompt: str) -> str | None:
+    """The world subject a prompt names (its last one), or None."""
+    words = [word.strip(",.").lower() for word in prompt.split()]
+    named = [word for word in words if word in SUBJECTS]
+    return named[-1] if named else None
+
+
+def subject_share(frames: torch.Tensor | np.ndarray, subject: str) -> float:
+    """Of the moving pixels in any subject's colour (foreground as in `track`), the share in `subject`'s colour:
+    1 = only the asked-for subject is drawn, 0 = only other subjects (or nothing) are."""
+    array = _pixels(frames)
+    foreground = (np.abs(array.astype(np.int16) - np.median(array, axis=0)).max(axis=-1) >= FOREGROUND_LEVELS)
+    hsv = np.stack([cv2.cvtColor(frame, cv2.COLOR_RGB2HSV) for frame in array])
+    saturated = foreground & (hsv[..., 1] >= MIN_SATURATION)
+    hue = hsv[..., 0].astype(np.int16)
+
+    def near(target: int) -> np.ndarray:
+        gap = np.abs(hue - target)
+        return saturated & (np.minimum(gap, 180 - gap) <= HUE_TOLERANCE)
+
+    coloured = np.zeros_like(saturated)
+    for target in SUBJECT_HUES.values():
+        coloured |= near(target)
+    total = int(coloured.sum())
+    return float(near(SUBJECT_HUES[subject]).sum() / total) if total else 0.0
+
+
+def truth_scores(frames: torch.Tensor | np.ndarray, prompt: str, source_frames: torch.Tensor | np.ndarray
+                 ) -> dict[str, float]:
+    """The world's ground truth for one generated clip: world_style (style_score), world_subject (subject_share
+    of the subject the prompt names; 0 when it names none) and world_motion_error (motion_error against the
+    source clip's measured track)."""
+    subject = named_subject(prompt)
+    return {"world_style": style_score(frames),
+            "world_subject": subject_share(frames, subject) if subject else 0.0,
+            "world_motion_error": motion_error(frames, track(source_frames))}
+
+
+TRUTH_DEFINITIONS = {
+    "world_style": "toy-world ground truth: share of flat 3x3 neighbourhoods, 0 = the world's photos, 1 = its "
+                   "clip art (tav.world.truth.style_score)",
+    "world_subject": "toy-world ground truth: share of the moving subject-coloured pixels in the colour of the "
+                     "subject the prompt names (tav.world.truth.subject_share)",
+    "world_motion_error": "toy-world ground truth: mean distance in frame units between the clip's subject track "
+                          "and the source clip's (tav.world.truth.motion_error)",
+}
