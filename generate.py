@@ -25,6 +25,7 @@ from tav.cli import check_weight_file, one_line
 from tav.config_schema import check_value, check_writable
 from tav.media import write_gif, write_mp4
 from tav.train import resolve_device
+from tav.world.models import TOY_WORLD_NOTE
 
 KEYS = ("prompt", "prompts", "seed", "seeds", *export.RENDER_KEYS, "device", "out")
 
@@ -97,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"NOTE: the base model could not be checked: {manifest['base_model']['hash_of']}")
     if manifest["random_weights"]:
         print("NOTE: the base model has random weights (tiny preset): the clips check the plumbing, not quality")
+    if manifest.get("toy_world"):
+        print(f"NOTE: {TOY_WORLD_NOTE}")
     print("\n".join(str(path) for path in written))
     return 0
 

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tav.cli import run_hydra
 from tav.data.demo import DEMO_PROMPT, DEMO_VIDEO
+from tav.world.models import TOY_WORLD_NOTE
 from tav.data.video import load_clip
 from tav.events import ValidationCallback
 from tav.models import load_base_model
@@ -211,6 +212,8 @@ def summary(result: TrainResult) -> str:
         lines.append(f"best step {result.best_step} (score {result.best_score:.3f}): {result.best_checkpoint}")
     if result.random_weights:
         lines.append("NOTE: the base model has random weights (tiny preset): scores say nothing about quality")
+    if result.toy_world:
+        lines.append(f"NOTE: {TOY_WORLD_NOTE}")
     lines.append(f"outputs: {result.output_dir}")
     return "\n".join(lines)
 

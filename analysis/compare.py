@@ -31,6 +31,7 @@ from sweeps.study import load_spec
 from sweeps.summary import summarize, summary_table
 from tav.cli import check_study_storage, one_line_usage_errors
 from tav.tracking import LOG_NAME, read_log, redact_text
+from tav.world.models import TOY_WORLD_NOTE
 
 RANDOM_NOTE = "random weights: these scores check the plumbing and say nothing about quality"
 TOP_TRIALS = 3  # trials whose clips the page shows: the Pareto set (or best) first, then by score
@@ -77,6 +78,7 @@ def trial_row(trial: FrozenTrial, names: list[str], pareto: set[int]) -> dict:
         "scores_by_prompt": attrs.get("scores_by_prompt", {}), "scores_by_seed": attrs.get("scores_by_seed", {}),
         "curve": curve, "baseline": bool(attrs.get("baseline")),
         "random_weights": bool(attrs.get("random_weights")) or random_scores,
+        "toy_world": bool(attrs.get("toy_world")),
         "note": attrs.get("pruned_reason") or attrs.get("failure") or "",
         "run_dir": run_dir, "wandb_run_id": attrs.get("wandb_run_id"), "config": config,
         "best_clips": best_clips(validations, attrs.get("best_step"), attrs.get("best_seed")),
@@ -262,6 +264,8 @@ def breakdown_table(rows: list[dict], key: str, label: str) -> str:
 def html_page(study_name: str, rows: list[dict], names: list[str], plots: list[Path], out_dir: Path) -> str:
     banner = (f"<p class='banner'><b>Random weights.</b> {RANDOM_NOTE}. &dagger; marks such scores.</p>"
               if any(r["random_weights"] for r in rows) else "")
+    if any(r["toy_world"] for r in rows):
+        banner += f"<p class='banner'><b>Toy world.</b> {html.escape(TOY_WORLD_NOTE)}.</p>"
     images = "".join(f'<h2>{p.stem.replace("_", " ")}</h2><img class="plot" src="{p.name}" alt="{p.stem}">'
                      for p in plots)
     style = ("body{font:13px sans-serif;margin:1em}table{border-collapse:collapse;margin-bottom:1em}"

@@ -11,6 +11,7 @@ from optuna.trial import TrialState
 
 from sweeps.study import PROTOCOL_KEY, StudySpec
 from tav.tracking.secrets import redact_text
+from tav.world.models import TOY_WORLD_NOTE
 
 log = logging.getLogger(__name__)
 def summarize(study: optuna.Study, spec: StudySpec, storage: str) -> dict:
@@ -23,6 +24,7 @@ def summarize(study: optuna.Study, spec: StudySpec, storage: str) -> dict:
         "protocol": study.user_attrs.get(PROTOCOL_KEY),  # how every trial's clips were rendered and scored
         "counts": {state.name.lower(): sum(t.state == state for t in trials) for state in TrialState},
         "random_weights": any(t.user_attrs.get("random_weights") for t in trials),
+        "toy_world": any(t.user_attrs.get("toy_world") for t in trials),
         "trials": [{
             "number": t.number, "state": t.state.name.lower(), "params": t.params, "values": t.values,
             "baseline": bool(t.user_attrs.get("baseline")), "pareto": t.number in best,
@@ -50,6 +52,8 @@ def summary_table(summary: dict) -> str:
     legend = "* Pareto-optimal (best when single-objective)   B baseline: the official Tune-A-Video recipe"
     if summary["random_weights"]:
         legend += "\nNOTE: scored with random weights (tiny preset): the values say nothing about quality"
+    if summary.get("toy_world"):
+        legend += f"\nNOTE: {TOY_WORLD_NOTE}"
     return "\n".join([*lines, legend])
 
 

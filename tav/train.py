@@ -71,6 +71,7 @@ class TrainResult:
     trainable_parameters: int
     seconds: float
     random_weights: bool
+    toy_world: bool = False  # the base model is the toy world's: scores rank settings on that world only
     timings: dict = field(default_factory=dict)  # phase -> seconds, calls, first call (tav.timing)
     extra: dict = field(default_factory=dict)
 
@@ -187,6 +188,7 @@ class PreparedModel:
     base_snapshot: dict[str, torch.Tensor]  # trainable weights that come from the base model, as loaded
     seed: int  # the seed the inflated layers were initialised with
     used: bool = False  # trained since preparation: reset before the next run
+    toy_world: bool = False  # the base model is the toy world's (tav.world)
 
     def reset(self, seed: int) -> None:
         """Weights and random state as right after `prepare` with this seed (nothing to do on a fresh model)."""
@@ -224,7 +226,8 @@ def prepare(model: BaseModel, settings: TrainSettings) -> PreparedModel:
     vae = model.vae.to(device, half if half != torch.float32 else None).requires_grad_(False)
     text_encoder = model.text_encoder.to(device, half if half != torch.float32 else None).requires_grad_(False)
     return PreparedModel(video_unet, vae, text_encoder, model.tokenizer, model.scheduler_config, model.random_weights,
-                         trainable, device, prepare_key(settings), base_snapshot, settings.seed)
+                         trainable, device, prepare_key(settings), base_snapshot, settings.seed,
+                         toy_world=model.toy_world)
 
 
 def _loss_checked(losses: list[torch.Tensor], first_step: int) -> list[float]:
@@ -321,7 +324,7 @@ def tune(model: BaseModel | PreparedModel, frames: torch.Tensor, prompt: str, se
         best_score=final.score if final is not None else (validator.scored.get(best_step) if best_step is not None else None),
         best_checkpoint=validator.checkpoint_dir(best_step) / "trainable.safetensors" if best_step is not None else None,
         trainable_parameters=sum(p.numel() for p in trainable), seconds=time.perf_counter() - started,
-        random_weights=prepared.random_weights, timings=timer.as_record())
+        random_weights=prepared.random_weights, toy_world=prepared.toy_world, timings=timer.as_record())
 
 
 def validation_record(event) -> dict:

@@ -38,7 +38,9 @@ REJECTED_WANDB_KEY = "0" * 40
 SMALL_STUDY = ["hydra.sweeper.n_trials=3", "data.n_frames=4", "data.height=32", "data.width=32",
                "validation.every_n_steps=2", "validation.inversion_steps=2", "validation.sampling_steps=2",
                "validation.seeds=[0,1]", "validation.batch_size=1", "train.max_steps=int(interval(2,4))",
-               "logger=wandb", "metrics.scorer.flow_threads=1"]
+               "logger=wandb", "metrics.scorer.flow_threads=1",
+               # the plumbing on the fastest model, ranked as with real models: CLIP objectives, a Pareto front
+               "model=tiny", "metrics=tiny", "hydra.sweeper.single_objective=false"]
 
 
 @pytest.fixture(scope="session")

@@ -43,7 +43,7 @@ def test_the_page_holds_the_table_clips_breakdowns_and_plots(report, study_stora
     for column in ("Pareto", "text_alignment/mean", "prompts", "train.learning_rate", "prompts.overlap", "links"):
         assert f"<th>{column}</th>" in table
     assert table.count("&#9733;") == len(study.best_trials)
-    assert "a cube is rolling" in table  # the realised generation prompts
+    assert "a purple cube is rolling" in table  # the realised generation prompts
     assert table.count("/wandb/offline-run-") == len(study.trials)  # each trial links its offline W&B run
     assert "class='scores_by_prompt'" in page and "class='scores_by_seed'" in page
     assert "random weights" in done.stdout  # the printed study table says so too

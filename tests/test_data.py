@@ -8,7 +8,7 @@ from tav.data.video import load_clip, read_frames, resize_center_crop
 
 def test_demo_clip_ships_and_reads():
     frames = read_frames(DEMO_VIDEO, n_frames=24)
-    assert frames.shape == (24, 128, 128, 3) and frames.dtype == torch.uint8
+    assert frames.shape == (24, 64, 64, 3) and frames.dtype == torch.uint8
     # H.264 is lossy: the decoded clip stays close to the frames the code draws
     assert (frames.float() - torch.from_numpy(demo_frames()).float()).abs().mean() < 6
 

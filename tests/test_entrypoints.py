@@ -34,7 +34,7 @@ def test_tav_paper_experiment_is_the_official_man_surfing_recipe():
 
 def test_demo_is_the_default_and_sweep_composes_on_the_same_tree():
     train = composed("train")
-    assert train.model.source == "tiny" and train.metrics.scorer.random_weights
+    assert train.model.source == "world" and train.metrics.scorer.model == "world" and train.metrics.scorer.world_truth
     sweep = composed("sweep")
     assert sweep.train == train.train and list(sweep.validation.seeds) == [0, 1, 2, 3]
 
@@ -45,13 +45,14 @@ def test_python_train_py_runs_the_demo_and_logs_it(tmp_path):
                           text=True, timeout=300, env={**__import__("os").environ, "WANDB_API_KEY": ""})
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads((tmp_path / "result.json").read_text())
-    assert [v["step"] for v in result["validations"]] == [10, 20, 30]
-    assert result["best_step"] in (10, 20, 30) and Path(result["best_checkpoint"]).is_file()
+    assert [v["step"] for v in result["validations"]] == [20, 40, 60]
+    assert result["best_step"] in (20, 40, 60) and Path(result["best_checkpoint"]).is_file()
     assert len(result["validations"][0]["clips"]) == 4  # 2 prompts x 2 seeds
     assert list((tmp_path / "wandb").glob("offline-run-*"))  # W&B ran offline, without prompting
     kinds = {json.loads(line)["kind"] for line in (tmp_path / "log.jsonl").read_text().splitlines()}
     assert {"config", "step", "validation", "clip", "finish"} <= kinds
-    assert "random weights" in done.stdout + done.stderr
+    assert "toy-world scores" in done.stdout + done.stderr and result["toy_world"]
+    assert {"world_style/mean", "world_subject/mean", "world_motion_error/mean"} <= set(result["validations"][0]["scores"])
 
 
 @pytest.mark.slow

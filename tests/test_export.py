@@ -112,7 +112,7 @@ def test_export_folder_layout_and_card(study, tmp_path):
     assert manifest["trainable"]["parameters"] == result["trainable_parameters"]  # trained only: no norm_temp
     assert f"{result['trainable_parameters']:,} trained parameters" in card
     assert manifest["source"]["n_frames"] == 4 and "- frames: 4 from frame 0, every 3, at 32x32" in card
-    assert "shipped demo clip" in card and 'caption "a red ball is rolling on the grass"' in card
+    assert "shipped demo clip" in card and 'caption "a red ball is rolling left to right on the grass"' in card
     config = OmegaConf.load(folder / "config.yaml")
     assert "prompts" not in config.validation  # never rendered: prompts.overlap built the generation prompts
     assert list(config.prompts.generation_prompts) == manifest["prompts"]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tav.data.demo import DEMO_PROMPT
 from tav.prompts import build_prompts, level_prompts, main, measure_overlap, overlap_levels, search_choice
 
 SURFING = dict(source_subject="man", edit_subject="astronaut", target_style="in clip art style")
@@ -145,10 +146,10 @@ def resolved(caplog, *overrides: str):
 
 def test_the_demo_renders_its_caption_with_the_edit_at_overlap_one(caplog):
     (train_prompt, prompts, record), warnings = resolved(caplog)
-    assert train_prompt == DEMO and warnings == []
-    assert prompts == ["a cube is rolling on the grass in clip art style",
-                       "a puppy is rolling on the grass in clip art style"]
-    assert record["overlap_levels"] == [0.0, 0.5, 1.0] and record["overlap_measured"] == 1.0
+    assert train_prompt == DEMO_PROMPT and warnings == []
+    assert prompts == ["a red ball is rolling left to right on the grass in clip art style",
+                       "a purple cube is rolling left to right on the grass in clip art style"]
+    assert record["overlap_levels"] == [0.0, 0.5, 0.75, 1.0] and record["overlap_measured"] == 1.0
 
 
 def test_your_own_video_setup_from_the_readme(caplog):
@@ -174,10 +175,10 @@ def test_a_real_clip_with_the_demos_prompts_warns(caplog):
 
 
 def test_an_overlap_that_is_not_a_level_of_the_caption_warns_with_the_levels(caplog):
-    (_, prompts, _), warnings = resolved(caplog, "prompts.overlap=0.8")
-    assert prompts[0] == "a cube is rolling on the grass in clip art style"  # the nearest level, 1.0
-    assert warnings == [f"prompts.overlap=0.8 is not a level of '{DEMO}', so it renders the nearest one; search over "
-                        "its levels: prompts.overlap=choice(0.0, 0.5, 1.0)"]
+    (_, prompts, _), warnings = resolved(caplog, "prompts.overlap=0.9")
+    assert prompts[1] == "a purple cube is rolling left to right on the grass in clip art style"  # the nearest, 1.0
+    assert warnings == [f"prompts.overlap=0.9 is not a level of '{DEMO_PROMPT}', so it renders the nearest one; "
+                        "search over its levels: prompts.overlap=choice(0.0, 0.5, 0.75, 1.0)"]
     _, warnings = resolved(caplog, "prompts.overlap=0.5")
     assert warnings == []
 

@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 from sweep_compose import planned
 from sweeps.sweeper import clip_to_space
 from sweeps.space import parse_search_space
+from tav.data.demo import DEMO_PROMPT
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["data.n_frames=4", "data.height=32", "data.width=32", "validation.every_n_steps=2",
@@ -52,7 +53,7 @@ def test_a_small_study_completes_records_its_trials_and_resumes(tmp_path):
     assert set(baseline.user_attrs["baseline_left"]) == {"validation.guidance_scale", "validation.noise_mix"}
     study_attrs = study.user_attrs  # one evaluation protocol, recorded; the dashboard's objective names
     assert study_attrs["protocol"]["searched"] == [] and study_attrs["protocol"]["values"]["validation.noise_mix"] == 0.2
-    assert study.metric_names == ["text_alignment/mean", "frame_consistency/mean", "style_probe/mean"]
+    assert study.metric_names == ["score"]  # search=default on the toy world: one value, its ground truth
     for t in trials:  # trial 0 renders as every other trial: the sweep's noise mix, not the recipe's 0
         config = yaml.safe_load((tmp_path / f"trial_{t.number}" / ".hydra" / "config.yaml").read_text())
         assert config["validation"]["noise_mix"] == 0.2 and config["validation"]["guidance_scale"] == 12.5
@@ -61,13 +62,13 @@ def test_a_small_study_completes_records_its_trials_and_resumes(tmp_path):
         assert Path(attrs["output_dir"]).name == f"trial_{t.number}"
         assert Path(attrs["best_checkpoint"]).is_file() and attrs["best_step"] in (2, 4)
         assert set(attrs["scores_by_seed"]) == {"0", "1"} and "cube" in " ".join(attrs["scores_by_prompt"])
-        assert attrs["random_weights"] is True
+        assert attrs["random_weights"] is False and attrs["toy_world"] is True
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     for t in complete:  # the best clips are Optuna artifacts beside the SQLite storage, for optuna-dashboard
         assert t.user_attrs["artifact_ids"]
         assert all(list((tmp_path / "artifacts").rglob(i)) for i in t.user_attrs["artifact_ids"])
     done = trials[0].user_attrs
-    assert done["train_prompt"] == "a red ball is rolling on the grass"
+    assert done["train_prompt"] == DEMO_PROMPT
     assert done["overlap_measured"] == 1.0 and len(done["generation_prompts"]) == 1  # the official edit keeps the caption
     for t in trials:  # one offline W&B run per trial, its id on the trial, its clips as videos
         run_dirs = list((tmp_path / f"trial_{t.number}" / "wandb").glob(f"offline-run-*-{t.user_attrs['wandb_run_id']}"))
@@ -77,6 +78,7 @@ def test_a_small_study_completes_records_its_trials_and_resumes(tmp_path):
     summary = json.loads((tmp_path / "sweep_summary.json").read_text())
     assert [t["number"] for t in summary["trials"]] == [0, 1, 2] and summary["pareto_trials"]
     console = first.stderr + first.stdout  # one line per trial: its number, how far the study is, its state
+    assert "NOTE: toy-world scores" in console
     assert re.search(r"trial 2 \(3 of 3 done\) (complete|pruned): .*\| elapsed \d+m\d\ds, ETA done", console)
 
     sweep(tmp_path, "hydra.sweeper.n_trials=4")  # the same command with a larger budget resumes the study
@@ -197,9 +199,10 @@ def test_a_sweep_that_cannot_run_names_the_field_before_any_study(overrides, nam
 def test_a_comma_list_of_a_config_group_is_a_categorical_search_over_its_options():
     # + and ~ on a typed config: add or drop an entry of a mapping (the schema refuses keys no code reads)
     plan, protocol = planned("logger=none,wandb", "model=tiny", "+metrics.score_weights.flicker=1.0",
-                             "~metrics.score_weights.warp_error")
+                             "~metrics.score_weights.world_subject")
     assert plan.space.distributions["logger"].choices == ("none", "wandb") and plan.groups == ["logger"]
-    assert plan.passthrough == ["model=tiny", "+metrics.score_weights.flicker=1.0", "~metrics.score_weights.warp_error"]
+    assert plan.passthrough == ["model=tiny", "+metrics.score_weights.flicker=1.0",
+                                "~metrics.score_weights.world_subject"]
     assert plan.trial_overrides({"logger": "wandb"})[-1] == "logger=wandb"
 
 

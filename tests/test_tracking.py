@@ -141,10 +141,11 @@ def test_offline_wandb_run_lines_up_trials_and_its_artifact_renders_alone(wandb_
                                                                          "trial-3")
     assert list(run.tags) == ["test"]
     config_logged = updates(run.config.update)
-    assert config_logged["model"]["source"] == "tiny"
+    assert config_logged["model"]["source"] == "world"
     assert config_logged["params"] == {"train.learning_rate": 3e-5}
-    assert config_logged["prompts"]["generation_prompts"] == ["a cube is rolling on the grass in clip art style",
-                                                              "a puppy is rolling on the grass in clip art style"]
+    assert config_logged["prompts"]["generation_prompts"] == [
+        "a red ball is rolling left to right on the grass in clip art style",
+        "a purple cube is rolling left to right on the grass in clip art style"]
     assert config_logged["prompts"]["overlap"] == 1.0 and config_logged["prompts"]["overlap_measured"] == 1.0
     assert "prompts" not in config_logged["validation"]  # never rendered: prompts.overlap built them
     later_config = {k: v for c in of_type(records, "config") for k, v in updates(c.update).items()}
@@ -183,7 +184,7 @@ def test_offline_wandb_run_lines_up_trials_and_its_artifact_renders_alone(wandb_
         ("trainable.safetensors", str(best))]
     manifest = json.loads((best.parent / "export.json").read_text())
     assert manifest["prompts"] == config_logged["prompts"]["generation_prompts"]
-    assert manifest["train_prompt"] == "a red ball is rolling on the grass" and manifest["step"] == 2
+    assert manifest["train_prompt"] == "a red ball is rolling left to right on the grass" and manifest["step"] == 2
     assert manifest["seeds"] == [34, 33]  # best first: seed 34's clip scores higher
     assert manifest["render"]["noise_mix"] == config["validation"]["noise_mix"]
     assert manifest["base_model"]["source"] == "tiny" and manifest["trainable"]["parameters"] == 2

@@ -1,7 +1,7 @@
-"""The demo clip shipped with the package, made by code (no third-party footage).
+"""The demo clip shipped with the package: a clip of the toy world (tav.world), made by code.
 
-A red ball rolls left to right over a sky-and-grass background: enough motion and structure for the demo
-and tests to see frames move. `python -m tav.data.demo` rewrites tav/assets/demo.mp4.
+A red ball rolls left to right over grass, in the world's "photo" style, from a seed no training frame of the
+world's model came from (tav.world.dataset.HELD_OUT_SEED). `python -m tav.data.demo` rewrites tav/assets/demo.mp4.
 """
 
 from __future__ import annotations
@@ -10,29 +10,17 @@ from pathlib import Path
 
 import numpy as np
 
+from tav.world.dataset import HELD_OUT_SEED
+from tav.world.render import MOTIONS, caption, render
+
 DEMO_VIDEO = Path(__file__).resolve().parent.parent / "assets" / "demo.mp4"
-DEMO_PROMPT = "a red ball is rolling on the grass"
+DEMO_CLIP = dict(subject="ball", motion=MOTIONS[0], background="grass", style="photo", seed=HELD_OUT_SEED)
+DEMO_PROMPT = caption("ball", MOTIONS[0], "grass")  # the caption without its style words
 
 
-def demo_frames(n_frames: int = 24, size: int = 128) -> np.ndarray:
+def demo_frames(n_frames: int = 24, size: int = 64) -> np.ndarray:
     """uint8 (frames, size, size, 3)."""
-    rows = np.arange(size)[:, None]
-    cols = np.arange(size)[None, :]
-    background = np.zeros((size, size, 3), np.float32)
-    sky = rows < size * 0.6
-    background[..., 0] = np.where(sky, 120 + 60 * rows / size, 40)
-    background[..., 1] = np.where(sky, 170 + 40 * rows / size, 140 + 20 * np.sin(cols / 3.0))
-    background[..., 2] = np.where(sky, 235, 50)
-    frames = []
-    radius = size * 0.12
-    for i in range(n_frames):
-        cx = size * (0.15 + 0.7 * i / max(n_frames - 1, 1))
-        cy = size * 0.6 - radius
-        inside = (rows - cy) ** 2 + (cols - cx) ** 2 <= radius ** 2
-        frame = background.copy()
-        frame[inside] = (220, 30, 30)
-        frames.append(frame)
-    return np.stack(frames).round().astype(np.uint8)
+    return render(**DEMO_CLIP, n_frames=n_frames, height=size, width=size).frames.numpy()
 
 
 def write_demo_video(path: Path = DEMO_VIDEO) -> Path:
