@@ -91,7 +91,8 @@ class StyleLoraConfig:
 
 @dataclass
 class ModelConfig:
-    source: str = knob(MISSING, NOT_EMPTY)  # "tiny", "world", a cached hub id, a diffusers folder or a .safetensors/.ckpt file
+    # "world", "tiny", a cached hub id, a diffusers folder or a .safetensors/.ckpt file
+    source: str = knob(MISSING, NOT_EMPTY)
     config: Optional[str] = None  # a single file's diffusers layout: a cached hub id or a local folder
     style_loras: List[StyleLoraConfig] = field(default_factory=list)  # fused into the base model before tuning
 

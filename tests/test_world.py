@@ -123,9 +123,10 @@ def test_an_unknown_name_is_refused_naming_the_key_and_the_choices():
         render("ball", style="oil")
 
 
-def readme_world_line() -> str:
-    section = (ROOT / "README.md").read_text().split("## A toy world with known answers", 1)[1].split("\n## ", 1)[0]
-    lines = [line.strip() for line in section.splitlines() if line.strip().startswith("python -m tav.world")]
+def readme_world_line(module: str = "tav.world") -> str:
+    """The README toy-world section's one `python -m <module>` line."""
+    section = (ROOT / "README.md").read_text().split("## The toy world", 1)[1].split("\n## ", 1)[0]
+    lines = [line.strip() for line in section.splitlines() if line.strip().startswith(f"python -m {module} ")]
     assert len(lines) == 1, lines
     return lines[0]
 

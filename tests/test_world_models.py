@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +15,7 @@ from tav.world.fit import main as fit_main
 from tav.world.fit import sample
 from tav.world.render import MOTIONS, SUBJECTS, caption
 from tav.world.truth import named_subject, style_score, subject_share, truth_scores
+from test_world import readme_world_line
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +71,10 @@ def test_truth_scores_read_the_subject_the_prompt_names_and_the_motion_against_t
     assert truth_scores(source, "an astronaut", source)["world_subject"] == 0.0
 
 
-def test_the_fit_script_writes_parts_that_load(tmp_path):
-    fit_main(["--device", "cpu", "--out", str(tmp_path), "--scale", "0.0005", "--seeds", "1", "--frames", "2",
-              "--stages", "vae", "ldm", "clip"])
+def test_the_readme_fit_command_cpu_sized_writes_parts_that_load(tmp_path):
+    words = shlex.split(readme_world_line("tav.world.fit"), comments=True)[3:]  # after python -m tav.world.fit
+    fit_main([*words, "--device", "cpu", "--out", str(tmp_path), "--scale", "0.0005", "--seeds", "1",
+              "--frames", "2", "--stages", "vae", "ldm", "clip"])
     unet, vae, text_encoder = models.load_ldm(tmp_path)
     assert unet.config.block_out_channels == list(models.UNET["block_out_channels"])
     assert vae.config.scaling_factor > 0

@@ -72,7 +72,8 @@ class ClipScorer:
             margin = style_margin(embeds, self.prototype, source_embeds)
             values["style_margin"], values["style_margin_worst"] = margin.mean().item(), margin.min().item()
         if self.world_truth:
-            values.update(truth_scores(_uint8(clip), prompt, _uint8(unit_frames(source_frames, "source_frames", "cpu"))))
+            source = _uint8(unit_frames(source_frames, "source_frames", "cpu"))
+            values.update(truth_scores(_uint8(clip), prompt, source))
         return {name: self._record(name, values[name]) for name in self.definitions}
 
     def _source_features(self, source_frames: torch.Tensor, size: tuple[int, int]):
