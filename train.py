@@ -184,6 +184,7 @@ def _run_trial(cfg: DictConfig, live, tracker) -> TrainResult:
     import optuna
     from optuna.trial import TrialState
 
+    live.record(toy_world=cfg.model.source == "world")  # pruned and failed trials are flagged too
     try:
         result = run(cfg, [tracker.on_validation, live.on_validation], [tracker.on_step, live.heartbeat])
     except optuna.TrialPruned as pruned:

@@ -121,7 +121,7 @@ class LiveTrial:
             "scores_by_prompt": scores_by(record, "prompt"),
             "scores_by_seed": scores_by(record, "seed"),
             "best_seed": best_seed(record, "score"),
-            "random_weights": result["random_weights"], "toy_world": result.get("toy_world", False),
+            "random_weights": result["random_weights"],
         }
 
 

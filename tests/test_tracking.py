@@ -187,7 +187,7 @@ def test_offline_wandb_run_lines_up_trials_and_its_artifact_renders_alone(wandb_
     assert manifest["train_prompt"] == "a red ball is rolling left to right on the grass" and manifest["step"] == 2
     assert manifest["seeds"] == [34, 33]  # best first: seed 34's clip scores higher
     assert manifest["render"]["noise_mix"] == config["validation"]["noise_mix"]
-    assert manifest["base_model"]["source"] == "tiny" and manifest["trainable"]["parameters"] == 2
+    assert manifest["base_model"]["source"] == "world" and manifest["trainable"]["parameters"] == 2
     assert sum(a.type == "wandb-run-incremental-table" for a in artifacts) == 2
     (exit_record,) = of_type(records, "exit")
     assert exit_record.exit_code == 0
