@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from tav.cli import run_hydra
 from tav.data.demo import DEMO_PROMPT, DEMO_VIDEO
-from tav.world.models import TOY_WORLD_NOTE
+from tav.world.models import TOY_WORLD_NOTE, WORLD_SOURCE
 from tav.data.video import load_clip
 from tav.events import ValidationCallback
 from tav.models import load_base_model
@@ -184,7 +184,7 @@ def _run_trial(cfg: DictConfig, live, tracker) -> TrainResult:
     import optuna
     from optuna.trial import TrialState
 
-    live.record(toy_world=cfg.model.source == "world")  # pruned and failed trials are flagged too
+    live.record(toy_world=cfg.model.source == WORLD_SOURCE)  # pruned and failed trials are flagged too
     try:
         result = run(cfg, [tracker.on_validation, live.on_validation], [tracker.on_step, live.heartbeat])
     except optuna.TrialPruned as pruned:

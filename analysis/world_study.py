@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+from analysis.bench_sweep import run_command
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "analysis" / "results"
@@ -32,18 +31,6 @@ GRID_STEPS, GRID_EVERY = 160, 40
 SEEDS = "[0,1,2,3]"
 OFFICIAL = {"train.learning_rate": 3e-5, "train.max_steps": 500, "validation.every_n_steps": 100}
 TRUTH = ("world_style", "world_subject", "world_motion_error")
-
-
-def run(command: list[str], log: Path) -> float:
-    """Run one entrypoint, its output in `log`; the wall time in seconds."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    with log.open("w") as out:
-        done = subprocess.run(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                              env={**os.environ, "WANDB_MODE": "disabled"})
-    if done.returncode:
-        raise SystemExit(f"{' '.join(command)} failed (exit {done.returncode}); see {log}")
-    return time.perf_counter() - started
 
 
 def curve(result: dict) -> list[dict]:
@@ -61,7 +48,7 @@ def curve(result: dict) -> list[dict]:
 
 def train_row(kind: str, overrides: list[str], work: Path, label: str) -> dict:
     run_dir = work / label
-    wall = run([sys.executable, "train.py", "logger=none", f"validation.seeds={SEEDS}", f"hydra.run.dir={run_dir}",
+    wall = run_command([sys.executable, "train.py", "logger=none", f"validation.seeds={SEEDS}", f"hydra.run.dir={run_dir}",
                 *overrides], work / f"{label}.log")
     result = json.loads((run_dir / "result.json").read_text())
     return {"kind": kind, "label": label, "overrides": overrides, "wall_s": round(wall, 1),
@@ -91,7 +78,7 @@ def sweep(args: argparse.Namespace) -> list[dict]:
                f"validation.every_n_steps={GRID_EVERY}", "prompts.overlap=1.0",
                f"train.learning_rate=tag(log, interval({GRID_RATES[0]}, {GRID_RATES[-1]}))",
                f"train.max_steps=int(interval({GRID_EVERY}, {GRID_STEPS}))"]
-    wall = run(command, args.work / "sweep.log")
+    wall = run_command(command, args.work / "sweep.log")
     import optuna
 
     study = optuna.load_study(study_name="tav-demo", storage=f"sqlite:///{sweep_dir / 'study.db'}")
@@ -202,6 +189,7 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="*", help="grid: only these learning rates (rows replace "
                         "earlier rows of the same rate), without the official run")
     args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
     for row in CASES[args.case](args):
         ROWS.parent.mkdir(parents=True, exist_ok=True)
         with ROWS.open("a") as out:

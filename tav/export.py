@@ -127,14 +127,10 @@ def base_model_reference(source: str, config: str | None = None,
 
 
 def _base_hash(source: str) -> dict:
-    path = Path(source).expanduser()
+    path = world_models.ldm_dir() if source == world_models.WORLD_SOURCE else Path(source).expanduser()
     if source == "tiny":
         return {"hash": state_dict_sha256(presets.tiny_unet().state_dict()),
                 "hash_of": "sha256 of the tiny preset's UNet state dict"}
-    if source == "world":
-        folder = world_models.ldm_dir()
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
-        return {"hash": files_sha256(files, folder), "hash_of": "sha256 of the world model's weight files"}
     if path.is_file():
         return {"hash": file_sha256(path), "hash_of": f"sha256 of {path.name}"}
     if path.is_dir():

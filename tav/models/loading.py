@@ -49,7 +49,7 @@ def load_base_model(source: str, config: str | None = None,
         pipe = StableDiffusionPipeline(presets.tiny_vae(), presets.tiny_text_encoder(), presets.clip_tokenizer(),
                                        presets.tiny_unet(), DDIMScheduler.from_config(SD_SCHEDULER),
                                        safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    elif source == "world":
+    elif source == world_models.WORLD_SOURCE:
         unet, vae, text_encoder = world_models.load_ldm()
         pipe = StableDiffusionPipeline(vae, text_encoder, presets.clip_tokenizer(), unet,
                                        DDIMScheduler.from_config(SD_SCHEDULER), safety_checker=None,
@@ -70,10 +70,11 @@ def load_base_model(source: str, config: str | None = None,
             pipe = _from_pretrained(source)
         check_architecture(pipe.unet, pipe.text_encoder)
     applied = fuse_style_loras(pipe, loras)
-    built_here = source in ("tiny", "world")
+    built_here = source in ("tiny", world_models.WORLD_SOURCE)
     return BaseModel(pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer,
                      dict(SD_SCHEDULER) if built_here else dict(pipe.scheduler.config), source,
-                     random_weights=source == "tiny", toy_world=source == "world", style_loras=applied)
+                     random_weights=source == "tiny", toy_world=source == world_models.WORLD_SOURCE,
+                     style_loras=applied)
 
 
 def _from_pretrained(source: str) -> StableDiffusionPipeline:

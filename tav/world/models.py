@@ -19,6 +19,7 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
 WORLD_DIR = Path(__file__).resolve().parent.parent / "assets" / "world"
+WORLD_SOURCE = "world"  # model.source naming the shipped model (and metrics.scorer.model naming its CLIP)
 TOY_WORLD_NOTE = ("toy-world scores: the base model is the toy world's (model=world); they rank settings on that "
                   "world, where the ground truth (world_*) is known, and say nothing about real models")
 IMAGE_SIZE = 64  # pixels; the VAE's 3 levels shrink frames 4x, to 16x16 latents
