@@ -25,12 +25,15 @@ def world_ldm():
 
 def test_a_style_prompt_changes_the_style_and_a_subject_prompt_the_subject(world_ldm):
     unet, vae, text_encoder = world_ldm
-    prompts = {style: [caption(s, MOTIONS[0], "grass", style) for s in SUBJECTS] for style in ("photo", "clipart")}
+    prompts = {style: [caption(s, MOTIONS[0], "grass", style) for s in SUBJECTS] for style in ("photo", "clipart", None)}
+    prompts["short"] = [caption(s, None, None) for s in SUBJECTS]  # "a purple cube": what overlap 0 renders
     images = {style: sample(unet, vae, text_encoder, texts, torch.device("cpu"), seed=0, steps=20)
               for style, texts in prompts.items()}
-    photo = np.mean([style_score(image[None]) for image in images["photo"]])
-    clipart = np.mean([style_score(image[None]) for image in images["clipart"]])
+    photo, clipart, plain, short = (np.mean([style_score(image[None]) for image in images[style]])
+                                    for style in ("photo", "clipart", None, "short"))
     assert clipart > photo + 0.4, (photo, clipart)
+    # a clip-art style model, as the user's style fine-tune is: no style words draws clip art too
+    assert min(plain, short) > photo + 0.4, (photo, plain, short)
     for style in images:
         for subject, image in zip(SUBJECTS, images[style]):
             # one frame has no motion to find the subject by, so repeat it with the subject shifted away

@@ -30,10 +30,23 @@ class WorldFrames:
     def __len__(self) -> int:
         return len(self.frames)
 
-    def captions(self, rng: np.random.Generator, indices: np.ndarray, style_words: float = 1.0) -> list[str]:
-        """Captions of the frames at `indices`, each with its style words with probability `style_words`."""
-        return [caption(self.subjects[i], self.motions[i], self.backgrounds[i],
-                        self.styles[i] if rng.random() < style_words else None) for i in indices]
+    def captions(self, rng: np.random.Generator, indices: np.ndarray, clipart_style_words: float = 1.0,
+                 partial: float = 0.0) -> list[str]:
+        """Captions of the frames at `indices`.
+
+        A photo's always says "a photo of"; a clip art frame's carries "in clip art style" with probability
+        `clipart_style_words`, so below 1 the model learns to draw clip art when a prompt names no style: a
+        clip-art style model, as a user's style fine-tune is. With probability `partial` a caption leaves out its
+        motion, its background or both, so short prompts ("a purple cube") are ones the model knows.
+        """
+        out = []
+        for i in indices:
+            style = None if self.styles[i] == "clipart" and rng.random() >= clipart_style_words else self.styles[i]
+            motion, background = self.motions[i], self.backgrounds[i]
+            if rng.random() < partial:
+                motion, background = ((None, background), (motion, None), (None, None))[rng.integers(3)]
+            out.append(caption(self.subjects[i], motion, background, style))
+        return out
 
 
 def world_frames(seeds=TRAIN_SEEDS, n_frames: int = 8, size: int = 64) -> WorldFrames:

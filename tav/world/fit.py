@@ -4,7 +4,10 @@
     python -m tav.world.fit --device cpu --out /tmp/world --scale 0.001 --seeds 1 --frames 2   # a smoke run
 
 In order: the VAE (reconstruction + a small KL term), then the UNet and text encoder together on the VAE's
-latents (epsilon prediction on SD-1.x's noise schedule, 10% empty captions for classifier-free guidance), then
+latents (epsilon prediction on SD-1.x's noise schedule, 10% empty captions for classifier-free guidance; half the
+clip art captions name no style, so a prompt without style words draws clip art: the world's model is a clip-art
+style model, like the style fine-tune a user brings; 30% of captions leave out the motion or the background, so
+short prompts are in its vocabulary), then
 the CLIP-style encoder (contrastive, on frames and on their VAE reconstructions, so it reads decoded frames as
 well as rendered ones). A report of what the models learned (world/report.json) is written beside them.
 """
@@ -112,7 +115,8 @@ def train_ldm(data: WorldFrames, latents: torch.Tensor, steps: int, batch: int, 
     started = time.perf_counter()
     for step in range(1, steps + 1):
         index = rng.integers(0, len(data), batch)
-        prompts = [text if rng.random() > 0.1 else "" for text in data.captions(rng, index, style_words=0.9)]
+        captions = data.captions(rng, index, clipart_style_words=0.5, partial=0.3)
+        prompts = [text if rng.random() > 0.1 else "" for text in captions]
         x0 = latents[torch.from_numpy(index).to(device)]
         noise = torch.randn_like(x0)
         t = torch.randint(0, len(alphas), (batch,), device=device)
@@ -192,12 +196,13 @@ def sample(unet, vae, text_encoder, prompts: list[str], device: torch.device, se
 
 
 def report(unet, vae, text_encoder, clip_model, device: torch.device) -> dict:
-    """Style scores of samples per style prompt, and CLIP's accuracy at naming held-out frames' subject and style."""
+    """Style scores of samples per style prompt (and of prompts naming no style), and CLIP's accuracy at naming
+    held-out frames' subject and style."""
     out: dict = {"samples": {}}
-    for style in STYLES:
+    for style in (*STYLES, None):
         prompts = [caption(s, MOTIONS[0], b, style) for s in SUBJECTS for b in BACKGROUNDS]
         images = sample(unet, vae, text_encoder, prompts, device)
-        out["samples"][style] = {"style_score": float(np.mean([style_score(image[None]) for image in images]))}
+        out["samples"][style or "no style words"] = {"style_score": float(np.mean([style_score(image[None]) for image in images]))}
     held_out = world_frames(seeds=[HELD_OUT_SEED], n_frames=2, size=models.IMAGE_SIZE)
     _, held_out_decoded = encode_all(vae, held_out.frames, device)
     tokens = clip_tokens()

@@ -59,10 +59,12 @@ class Clip:
                 for box, c in zip(self.boxes, self.centres)]
 
 
-def caption(subject: str, motion: str, background: str, style: str | None = None) -> str:
+def caption(subject: str, motion: str | None, background: str | None, style: str | None = None) -> str:
     """e.g. "a photo of a red ball is rolling left to right on the grass" / "a red ball is rolling left to right
-    on the grass in clip art style"; style None: the caption without style words."""
-    words = f"a {SUBJECTS[subject]} {subject} is {motion} on the {background}"
+    on the grass in clip art style"; style None: without style words; motion or background None: without it
+    ("a red ball on the grass", "a red ball")."""
+    words = " ".join(part for part in (f"a {SUBJECTS[subject]} {subject}", motion and f"is {motion}",
+                                       background and f"on the {background}") if part)
     prefix, suffix = STYLES[style] if style else ("", "")
     return " ".join(part for part in (prefix, words, suffix) if part)
 
