@@ -1,6 +1,6 @@
 """`python generate.py <export folder> prompt="..." [key=value ...]`: render new prompts from an export.
 
-    python generate.py exports/best prompt="a red cube is rolling on the snow in clip art style"
+    python generate.py exports/best prompt="a purple cube is rolling left to right on the snow"
     python generate.py exports/best 'prompts=[a cat,a dog]' 'seeds=[0,1,2]' guidance_scale=9 out=renders/
 
 Keys: prompt | prompts (default: the export's generation prompts), seed | seeds (default: the export's best

@@ -147,8 +147,9 @@ def resolved(caplog, *overrides: str):
 def test_the_demo_renders_its_caption_with_the_edit_at_overlap_one(caplog):
     (train_prompt, prompts, record), warnings = resolved(caplog)
     assert train_prompt == DEMO_PROMPT and warnings == []
-    assert prompts == ["a red ball is rolling left to right on the grass in clip art style",
-                       "a purple cube is rolling left to right on the grass in clip art style"]
+    # the world's model draws clip art unless told otherwise, so the demo adds no style words: its style-only
+    # edit is the training prompt itself, the case the seed story says stays photographic after tuning
+    assert prompts == [DEMO_PROMPT, "a purple cube is rolling left to right on the grass"]
     assert record["overlap_levels"] == [0.0, 0.5, 0.75, 1.0] and record["overlap_measured"] == 1.0
 
 
@@ -176,7 +177,7 @@ def test_a_real_clip_with_the_demos_prompts_warns(caplog):
 
 def test_an_overlap_that_is_not_a_level_of_the_caption_warns_with_the_levels(caplog):
     (_, prompts, _), warnings = resolved(caplog, "prompts.overlap=0.9")
-    assert prompts[1] == "a purple cube is rolling left to right on the grass in clip art style"  # the nearest, 1.0
+    assert prompts[1] == "a purple cube is rolling left to right on the grass"  # the nearest, 1.0
     assert warnings == [f"prompts.overlap=0.9 is not a level of '{DEMO_PROMPT}', so it renders the nearest one; "
                         "search over its levels: prompts.overlap=choice(0.0, 0.5, 0.75, 1.0)"]
     _, warnings = resolved(caplog, "prompts.overlap=0.5")
