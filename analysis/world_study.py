@@ -4,7 +4,8 @@ Runs the real entrypoints (train.py, sweep.py) on the embedded default (the toy 
 result files. Every number is the world's ground truth (metrics=world: world_style, world_subject,
 world_motion_error and the validation score weighting them), not a CLIP score.
 
-    python analysis/world_study.py grid      # learning rate x steps, every validation rendered (+ the official recipe)
+    python analysis/world_study.py grid      # learning rate x steps, every validation rendered (+ the untuned model
+                                             # and the official recipe)
     python analysis/world_study.py overlap   # the generation prompt's overlap with the training prompt
     python analysis/world_study.py sweep     # python sweep.py -m with pruning and best-step selection
     python analysis/world_study.py report    # plots and analysis/WORLD.md from the rows written so far (the
@@ -30,6 +31,8 @@ GRID_RATES = [1e-4, 3e-4, 1e-3, 3e-3]
 GRID_STEPS, GRID_EVERY = 160, 40
 SEEDS = "[0,1,2,3]"
 OFFICIAL = {"train.learning_rate": 3e-5, "train.max_steps": 500, "validation.every_n_steps": 100}
+# The inflated model before tuning: one step at a rate too small to move a weight (the schema wants a rate > 0).
+UNTUNED = {"train.learning_rate": 1e-12, "train.max_steps": 1, "validation.every_n_steps": 1}
 TRUTH = ("world_style", "world_subject", "world_motion_error")
 
 
@@ -60,6 +63,7 @@ def grid(args: argparse.Namespace) -> list[dict]:
                                f"validation.every_n_steps={GRID_EVERY}"], args.work, f"grid-lr{lr:g}")
             for lr in args.rates or GRID_RATES]
     if not args.rates:
+        rows.append(train_row("untuned", [f"{k}={v}" for k, v in UNTUNED.items()], args.work, "untuned"))
         rows.append(train_row("official", [f"{k}={v}" for k, v in OFFICIAL.items()], args.work, "official"))
     return rows
 
@@ -67,7 +71,7 @@ def grid(args: argparse.Namespace) -> list[dict]:
 def overlap(args: argparse.Namespace) -> list[dict]:
     return [train_row("overlap", [f"prompts.overlap={level}", f"train.learning_rate={args.lr}",
                                   f"train.max_steps={args.steps}", f"validation.every_n_steps={args.steps // 2}"],
-                      args.work, f"overlap-{level}") for level in (0.0, 0.5, 1.0)]
+                      args.work, f"overlap-{level}") for level in (0.0, 0.5, 0.75, 1.0)]
 
 
 def sweep(args: argparse.Namespace) -> list[dict]:
@@ -101,7 +105,7 @@ def report(_: argparse.Namespace) -> list[dict]:
     import matplotlib.pyplot as plt
 
     rows = {row["label"]: row for row in load_rows()}
-    grid_rows = [row for row in rows.values() if row["kind"] in ("grid", "official")]
+    grid_rows = [row for row in rows.values() if row["kind"] in ("grid", "untuned", "official")]
     figure, panels = plt.subplots(1, 4, figsize=(17, 3.8))
     for row in grid_rows:
         steps = [p["step"] for p in row["curve"]]
@@ -185,7 +189,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "outputs" / "world_study")
     parser.add_argument("--trials", type=int, default=12, help="sweep: trials in the study")
     parser.add_argument("--lr", type=float, default=1e-3, help="overlap: learning rate")
-    parser.add_argument("--steps", type=int, default=100, help="overlap: steps")
+    parser.add_argument("--steps", type=int, default=40, help="overlap: steps")
     parser.add_argument("--rates", type=float, nargs="*", help="grid: only these learning rates (rows replace "
                         "earlier rows of the same rate), without the official run")
     args = parser.parse_args()
