@@ -60,6 +60,19 @@ CPU_AUTO_BATCH = 8  # clips per batch for batch_size 0 on a CPU (memory there is
 GPU_MEMORY_SHARE = 0.85  # share of free GPU memory that batch_size 0 fills
 
 
+def balanced_batches(cells: list, capacity: int) -> list[list]:
+    """`cells` in the fewest batches of at most `capacity`, their sizes differing by at most one: 32 clips at a
+    capacity of 24 render as 16 + 16, not 24 + 8, so a compiled sampler sees fewer distinct batch shapes."""
+    count = -(-len(cells) // max(capacity, 1))
+    size, extra = divmod(len(cells), max(count, 1))
+    batches, start = [], 0
+    for i in range(count):
+        end = start + size + (i < extra)
+        batches.append(cells[start:end])
+        start = end
+    return batches
+
+
 def clips_that_fit(bytes_per_clip: int, device: torch.device) -> int:
     """How many clips one batch can render in the GPU's free memory, given what one clip takes."""
     free, _ = torch.cuda.mem_get_info(device)
@@ -140,8 +153,7 @@ class Validator:
         """(prompt index, seed, uint8 frames) for every cell of the prompts x seeds panel, in batches."""
         seeds = self.seeds if seeds is None else list(seeds)
         cells = [(index, seed) for index in range(len(self.settings.prompts)) for seed in seeds]
-        for start in range(0, len(cells), self._batch_size(inverted.device)):
-            batch = cells[start:start + self._batch_size(inverted.device)]
+        for batch in balanced_batches(cells, self._batch_size(inverted.device)):
             for (index, seed), frames in zip(batch, self.render(video_unet, inverted, batch, steps)):
                 yield index, seed, frames
 

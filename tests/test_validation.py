@@ -2,7 +2,7 @@ import torch
 
 from tav import pipeline
 from tav.models import inflate_unet, load_trainable
-from tav.validation import ValidationSettings, Validator, prompt_slug
+from tav.validation import ValidationSettings, Validator, balanced_batches, prompt_slug
 
 
 def make_validator(model, tmp_path, callbacks=(), **settings):
@@ -91,3 +91,11 @@ def test_without_noise_every_seed_is_the_same_clip_so_one_is_rendered(tiny_model
     for clip in event.clips:
         clip.scores["score"] = 1.0
     assert best_seed(validation_record(event), "score") is None  # no seed is better than another
+
+
+def test_a_panel_splits_into_the_fewest_batches_of_near_equal_size():
+    cells = list(range(32))
+    assert [len(b) for b in balanced_batches(cells, 24)] == [16, 16]  # one batch shape for a compiled sampler
+    assert [len(b) for b in balanced_batches(list(range(33)), 16)] == [11, 11, 11]
+    assert [len(b) for b in balanced_batches(cells, 64)] == [32]
+    assert sum(balanced_batches(list(range(7)), 3), []) == list(range(7))  # every cell once, in order
