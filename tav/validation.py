@@ -49,7 +49,7 @@ class ValidationSettings:
     guidance_scale: float = 12.5
     noise_mix: float = 0.0  # 0 starts from the inversion (seeds then do not matter), 1 from pure noise
     invert_once: bool = False  # invert with the untuned UNet once and reuse it (the official re-inverts)
-    batch_size: int = 1  # clips rendered together; 0: as many as fit in free GPU memory (sized at the first inversion)
+    batch_size: int = 1  # clips rendered together; 0: as many as fit in free GPU memory, at most GPU_AUTO_BATCH_MAX
     preview_steps: int = 0  # > 0: validations during training render previews with this many DDIM steps
     preview_seeds: int = 1  # seeds of the panel a preview renders (the first ones)
     keep_best_k: int = 2  # checkpoints kept once a callback scores them
@@ -58,6 +58,9 @@ class ValidationSettings:
 
 CPU_AUTO_BATCH = 8  # clips per batch for batch_size 0 on a CPU (memory there is the host's)
 GPU_MEMORY_SHARE = 0.85  # share of free GPU memory that batch_size 0 fills
+# ... but never more clips than this: at 512x512x24 on an H200 a batch of 16 clips rendered at 9.0 s a clip and
+# one of 8 at 6.3 s (analysis/PERF.md, round 3), so past 8 a bigger batch is slower, not faster.
+GPU_AUTO_BATCH_MAX = 8
 
 
 def balanced_batches(cells: list, capacity: int) -> list[list]:
@@ -163,7 +166,7 @@ class Validator:
             return self.settings.batch_size
         if device.type != "cuda":
             return CPU_AUTO_BATCH
-        return self._clips_per_batch or 1
+        return min(self._clips_per_batch or 1, GPU_AUTO_BATCH_MAX)
 
     def __call__(self, step: int, video_unet: VideoUNet, preview: bool = False, kind: str | None = None
                  ) -> ValidationEvent:

@@ -2,7 +2,7 @@ import torch
 
 from tav import pipeline
 from tav.models import inflate_unet, load_trainable
-from tav.validation import ValidationSettings, Validator, balanced_batches, prompt_slug
+from tav.validation import GPU_AUTO_BATCH_MAX, ValidationSettings, Validator, balanced_batches, prompt_slug
 
 
 def make_validator(model, tmp_path, callbacks=(), **settings):
@@ -99,3 +99,12 @@ def test_a_panel_splits_into_the_fewest_batches_of_near_equal_size():
     assert [len(b) for b in balanced_batches(list(range(33)), 16)] == [11, 11, 11]
     assert [len(b) for b in balanced_batches(cells, 64)] == [32]
     assert sum(balanced_batches(list(range(7)), 3), []) == list(range(7))  # every cell once, in order
+
+
+def test_the_auto_batch_takes_what_fits_up_to_its_cap(tiny_model, tmp_path):
+    validator = make_validator(tiny_model, tmp_path, batch_size=0)
+    cuda = torch.device("cuda")  # a device name only: nothing runs on it
+    validator._clips_per_batch = 3  # what the first inversion measured
+    assert validator._batch_size(cuda) == 3
+    validator._clips_per_batch = 24  # a large card: bigger batches render slower per clip
+    assert validator._batch_size(cuda) == GPU_AUTO_BATCH_MAX == 8
