@@ -21,11 +21,13 @@ from tav.data.video import load_clip
 from tav.world.truth import truth_scores
 
 ROOT = Path(__file__).resolve().parents[1]
-HELD_OUT_SEEDS = [100, 101, 102]  # the sweep scored seeds 0 and 1
-# The default sweep (search=default, the toy world), CPU-sized: fewer steps and DDIM steps, a wider learning rate.
-STUDY = ["hydra.sweeper.n_trials=6", "logger=none", "validation.seeds=[0,1]", "validation.every_n_steps=15",
+HELD_OUT_SEEDS = [100, 101, 102, 103]  # the sweep scored seeds 0 to 2
+# The default sweep (search=default, the toy world), CPU-sized: fewer DDIM steps, the overlap fixed. The steps
+# reach the grid's region where tuning carries the motion (analysis/WORLD.md), so the settings differ by more
+# than the seeds do.
+STUDY = ["hydra.sweeper.n_trials=6", "logger=none", "validation.seeds=[0,1,2]", "validation.every_n_steps=40",
          "validation.inversion_steps=10", "validation.sampling_steps=10", "metrics.scorer.flow_threads=1",
-         "train.max_steps=int(interval(15, 45))", "train.learning_rate=tag(log, interval(1e-5, 1e-2))",
+         "train.max_steps=int(interval(40, 120))", "train.learning_rate=tag(log, interval(3e-5, 3e-3))",
          "prompts.overlap=1.0"]
 WEIGHTS = {"world_style": 1.0, "world_subject": 1.0, "world_motion_error": -5.0}  # conf/metrics/world.yaml's
 
