@@ -144,8 +144,7 @@ def test_offline_wandb_run_lines_up_trials_and_its_artifact_renders_alone(wandb_
     assert config_logged["model"]["source"] == "world"
     assert config_logged["params"] == {"train.learning_rate": 3e-5}
     assert config_logged["prompts"]["generation_prompts"] == [
-        "a red ball is rolling left to right on the grass in clip art style",
-        "a purple cube is rolling left to right on the grass in clip art style"]
+        "a red ball is rolling left to right on the grass", "a purple cube is rolling left to right on the grass"]
     assert config_logged["prompts"]["overlap"] == 1.0 and config_logged["prompts"]["overlap_measured"] == 1.0
     assert "prompts" not in config_logged["validation"]  # never rendered: prompts.overlap built them
     later_config = {k: v for c in of_type(records, "config") for k, v in updates(c.update).items()}
