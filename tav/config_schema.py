@@ -26,6 +26,7 @@ SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")  # as tav.models.loading reads 
 SCORE_NAMES = ("text_alignment", "frame_consistency", "style_probe", "style_probe_worst", "warp_error", "flicker",
                "style_margin", "style_margin_worst", "world_style", "world_subject",
                "world_motion_error")  # what tav.metrics.ClipScorer computes (world_*: with world_truth)
+WORLD_SCORE_NAMES = tuple(name for name in SCORE_NAMES if name.startswith("world_"))
 
 
 class ConfigError(ValueError):
@@ -392,7 +393,7 @@ def _check_metrics(cfg: DictConfig) -> None:
     if unknown:
         raise ConfigError(f"metrics.score_weights.{unknown[0]} names no score; metrics.score_weights takes weights "
                           f"of {', '.join(SCORE_NAMES)}")
-    truths = sorted({"world_style", "world_subject", "world_motion_error"} & set(metrics.score_weights))
+    truths = sorted(name for name in metrics.score_weights if name in WORLD_SCORE_NAMES)
     if truths and not scorer.world_truth:
         raise ConfigError(f"metrics.score_weights weights {truths}, which need metrics.scorer.world_truth=true (the "
                           "toy world's ground truth); set it, or drop those weights")

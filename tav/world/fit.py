@@ -202,7 +202,8 @@ def report(unet, vae, text_encoder, clip_model, device: torch.device) -> dict:
     for style in (*STYLES, None):
         prompts = [caption(s, MOTIONS[0], b, style) for s in SUBJECTS for b in BACKGROUNDS]
         images = sample(unet, vae, text_encoder, prompts, device)
-        out["samples"][style or "no style words"] = {"style_score": float(np.mean([style_score(image[None]) for image in images]))}
+        score = float(np.mean([style_score(image[None]) for image in images]))
+        out["samples"][style or "no style words"] = {"style_score": score}
     held_out = world_frames(seeds=[HELD_OUT_SEED], n_frames=2, size=models.IMAGE_SIZE)
     _, held_out_decoded = encode_all(vae, held_out.frames, device)
     tokens = clip_tokens()

@@ -56,18 +56,21 @@ def calibrate(n_frames: int = 8, size: int = 64, seed: int = 0) -> dict[str, flo
     return shares
 
 
-def track(frames: torch.Tensor | np.ndarray) -> np.ndarray:
-    """The subject's centre per frame as (x / width, y / height) (F, 2); NaN where no subject is found.
+def foreground(array: np.ndarray) -> np.ndarray:
+    """bool (F, H, W): where the subject is in uint8 frames (F, H, W, 3). The background is the clip's per-pixel
+    median frame (the subject covers each pixel in few frames); the subject is every pixel at least
+    FOREGROUND_LEVELS away from it in some channel."""
+    array = array.astype(np.int16)
+    return np.abs(array - np.median(array, axis=0)).max(axis=-1) >= FOREGROUND_LEVELS
 
-    The background is the clip's per-pixel median frame (the subject covers each pixel in few frames); the
-    subject is every pixel at least FOREGROUND_LEVELS away from it in some channel.
-    """
-    array = _pixels(frames).astype(np.int16)
+
+def track(frames: torch.Tensor | np.ndarray) -> np.ndarray:
+    """The subject's centre per frame as (x / width, y / height) (F, 2), its pixels found by `foreground`; NaN
+    where no subject is found."""
+    array = _pixels(frames)
     _, height, width, _ = array.shape
-    background = np.median(array, axis=0)
-    foreground = (np.abs(array - background).max(axis=-1) >= FOREGROUND_LEVELS)
     centres = np.full((len(array), 2), np.nan)
-    for i, mask in enumerate(foreground):
+    for i, mask in enumerate(foreground(array)):
         rows, cols = np.nonzero(mask)
         if len(rows):
             centres[i] = ((cols.mean() + 0.5) / width, (rows.mean() + 0.5) / height)
@@ -104,12 +107,11 @@ def named_subject(prompt: str) -> str | None:
 
 
 def subject_share(frames: torch.Tensor | np.ndarray, subject: str) -> float:
-    """Of the moving pixels in any subject's colour (foreground as in `track`), the share in `subject`'s colour:
+    """Of the moving pixels (`foreground`) in any subject's colour, the share in `subject`'s colour:
     1 = only the asked-for subject is drawn, 0 = only other subjects (or nothing) are."""
     array = _pixels(frames)
-    foreground = (np.abs(array.astype(np.int16) - np.median(array, axis=0)).max(axis=-1) >= FOREGROUND_LEVELS)
     hsv = np.stack([cv2.cvtColor(frame, cv2.COLOR_RGB2HSV) for frame in array])
-    saturated = foreground & (hsv[..., 1] >= MIN_SATURATION)
+    saturated = foreground(array) & (hsv[..., 1] >= MIN_SATURATION)
     hue = hsv[..., 0].astype(np.int16)
 
     def near(target: int) -> np.ndarray:
