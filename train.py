@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -127,8 +127,8 @@ def prepared_model(cfg: DictConfig, settings: TrainSettings, timer: PhaseTimer) 
     return prepared
 
 
-def run(cfg: DictConfig, callbacks: Sequence[ValidationCallback] = (),
-        step_callbacks: Sequence[StepCallback] = ()) -> TrainResult:
+def run(cfg: DictConfig, callbacks: Sequence[ValidationCallback] = (), step_callbacks: Sequence[StepCallback] = (),
+        before_full_panel: Callable[[int, float | None], None] | None = None) -> TrainResult:
     """Load, tune and validate as `cfg` says; extra callbacks come from the caller (a trial, a logger)."""
     output_dir = Path(cfg.output_dir)
     train_prompt, generation_prompts, prompt_record = resolve_prompts(cfg)
@@ -144,7 +144,7 @@ def run(cfg: DictConfig, callbacks: Sequence[ValidationCallback] = (),
     with timer.phase("load_scorer"):
         all_callbacks = [*scoring_callbacks(cfg, str(device)), *callbacks]
     result = tune(model, frames, train_prompt, settings, validation, output_dir, all_callbacks, step_callbacks,
-                  timer=timer)
+                  timer=timer, before_full_panel=before_full_panel)
     result.extra.update(prompt_record)
     (output_dir / "result.json").write_text(json.dumps(result.as_record(), indent=2))
     return result
@@ -186,7 +186,8 @@ def _run_trial(cfg: DictConfig, live, tracker) -> TrainResult:
 
     live.record(toy_world=cfg.model.source == WORLD_SOURCE)  # pruned and failed trials are flagged too
     try:
-        result = run(cfg, [tracker.on_validation, live.on_validation], [tracker.on_step, live.heartbeat])
+        result = run(cfg, [tracker.on_validation, live.on_validation], [tracker.on_step, live.heartbeat],
+                     live.gate_full_panel)
     except optuna.TrialPruned as pruned:
         live.stop(TrialState.PRUNED, str(pruned))
         log.info("trial %d pruned: %s", live.number, pruned)

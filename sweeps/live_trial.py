@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from statistics import median
 from pathlib import Path
 
 import optuna
@@ -77,6 +78,24 @@ class LiveTrial:
         if reporting.should_prune():
             raise optuna.TrialPruned(f"pruned at step {event.step}: score {event.score:.4g} is below what the "
                                      f"pruner ({self.spec.pruner['name']}) keeps")
+
+    def gate_full_panel(self, step: int, preview_score: float | None) -> None:
+        """Before the full panel (`hydra.sweeper.full_panel=above_median`): prune this trial when its best preview
+        is below the median of the completed trials' best previews, once the pruner's `n_startup_trials` (5, Optuna's
+        MedianPruner default, for a pruner without one) have completed. It is the pruner's rule applied once more, to the trial's best step instead of its latest:
+        such a trial is unlikely to beat the median, and skipping its full panel saves the trial's largest render.
+        """
+        if self.spec.full_panel != "above_median" or preview_score is None or self.spec.pruner["name"] == "NopPruner":
+            return
+        reporting = self.mirror or self.trial
+        completed = reporting.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        best_previews = [max(t.intermediate_values.values()) for t in completed if t.intermediate_values]
+        startup = max(1, self.spec.pruner.get("n_startup_trials", 5))
+        if len(best_previews) < startup or preview_score >= median(best_previews):
+            return
+        raise optuna.TrialPruned(f"best preview {preview_score:.4g} (step {step}) is below the median "
+                                 f"{median(best_previews):.4g} of {len(best_previews)} completed trials' best previews: "
+                                 "full panel not rendered (hydra.sweeper.full_panel=always renders it for every trial)")
 
     def complete(self, result: dict) -> list[float]:
         """Tell the study this trial's values at its best validation step; record what export needs."""

@@ -7,6 +7,7 @@ same way wherever it runs.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from optuna.storages import RDBStorage
 SPEC_KEY = "tav"
 SPACE_KEY = "search_space"  # study user attr: key -> {distribution (Optuna JSON), grammar (as written)}
 PROTOCOL_KEY = "protocol"  # study user attr: how every trial's clips are rendered and scored (sweeps/plan.py)
+FULL_PANEL = ("above_median", "always")  # hydra.sweeper.full_panel: which trials render the full panel
 PRUNING_SUFFIX = ".pruning"  # companion single-objective study that carries the scalar of multi-objective trials
 
 
@@ -30,6 +32,7 @@ class StudySpec:
     single_objective: bool = False  # True: optimise only the scalar validation score
     constraints: dict[str, str] = field(default_factory=dict)  # score name -> ">= x" | "<= x"
     pruner: dict = field(default_factory=lambda: {"name": "MedianPruner"})  # optuna.pruners class + kwargs
+    full_panel: str = "above_median"  # which trials render the full panel: "above_median" (by best preview) | "always"
 
     @property
     def directions(self) -> list[str]:
@@ -62,13 +65,23 @@ def open_storage(url: str, heartbeat_interval: int | None = None) -> RDBStorage:
 
 
 def build_pruner(spec: dict) -> optuna.pruners.BasePruner:
-    """optuna.pruners.<name>(**kwargs), e.g. {"name": "MedianPruner", "n_startup_trials": 2}; "NopPruner" disables."""
+    """optuna.pruners.<name>(**kwargs), e.g. {"name": "MedianPruner", "n_startup_trials": 2}; "NopPruner" disables
+    pruning and ignores the other keys (the config's defaults are MedianPruner's arguments)."""
     kwargs = {k: v for k, v in spec.items() if v is not None}
     name = kwargs.pop("name")
     if not hasattr(optuna.pruners, name):
         raise ValueError(f"unknown pruner '{name}'; use a class of optuna.pruners such as MedianPruner, "
                          "HyperbandPruner, PercentilePruner, WilcoxonPruner or NopPruner")
-    return getattr(optuna.pruners, name)(**kwargs)
+    if name == "NopPruner":
+        return optuna.pruners.NopPruner()
+    pruner_class = getattr(optuna.pruners, name)
+    accepted = inspect.signature(pruner_class).parameters
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        given = ", ".join(f"hydra.sweeper.pruner.{key}={kwargs[key]}" for key in unknown)
+        drops = " ".join(f"~hydra.sweeper.pruner.{key}" for key in unknown)
+        raise ValueError(f"{given}: not an argument of {name} (it takes {sorted(accepted)}); drop with {drops}")
+    return pruner_class(**kwargs)
 
 
 def build_sampler(spec: dict, constraints: dict[str, str]) -> optuna.samplers.BaseSampler:

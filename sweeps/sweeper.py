@@ -35,7 +35,7 @@ from sweeps.plan import SweepPlan, check_keys, check_trials, plan_sweep, protoco
 from sweeps.progress import StudyProgress
 from sweeps.recovery import Lease, fail_dead_trials, follow_companion, grace_period, sync_companions, tally
 from sweeps.space import SearchSpace, to_overrides
-from sweeps.study import StudySpec, build_sampler, create_study, open_storage, storage_url
+from sweeps.study import FULL_PANEL, StudySpec, build_pruner, build_sampler, create_study, open_storage, storage_url
 from sweeps.summary import study_plots, summarize, summary_table
 from tav.config_schema import check_sweep
 
@@ -84,11 +84,11 @@ class OptunaSweeper(Sweeper):
                  storage: str | None = None, single_objective: bool = False, constraints: dict | None = None,
                  pruner: dict | None = None, sampler: dict | None = None, baseline: dict | None = None,
                  n_workers: int = 1, devices: Sequence[str] | None = None, worker_index: int = 0,
-                 heartbeat_interval: int | None = 60, dry_run: bool = False):
+                 heartbeat_interval: int | None = 60, dry_run: bool = False, full_panel: str = "above_median"):
         self.study_name = study_name
         self.n_trials = n_trials
         self.spec = StudySpec(dict(objectives), single_objective, dict(constraints or {}),
-                              dict(pruner or {"name": "MedianPruner"}))
+                              dict(pruner or {"name": "MedianPruner"}), full_panel)
         self.params = dict(params or {})
         self.storage = storage
         self.sampler = dict(sampler or {"name": "TPESampler", "seed": 0})
@@ -114,6 +114,9 @@ class OptunaSweeper(Sweeper):
             # Searched ranges and fixed values against the schema; a real sweep also checks its settings, the
             # files they name (weights, clip) and its folder, which a dry run leaves to the machine that runs it.
             check_sweep(plan.space.distributions, plan.space.fixed, None if self.dry_run else self.config)
+            build_pruner(self.spec.pruner)
+            if self.spec.full_panel not in FULL_PANEL:
+                raise ValueError(f"hydra.sweeper.full_panel={self.spec.full_panel} is not one of {list(FULL_PANEL)}")
         except ValueError as error:
             fail(str(error))
         if self.dry_run:

@@ -243,11 +243,12 @@ def _loss_checked(losses: list[torch.Tensor], first_step: int) -> list[float]:
 def tune(model: BaseModel | PreparedModel, frames: torch.Tensor, prompt: str, settings: TrainSettings,
          validation: ValidationSettings, output_dir: Path, callbacks: Sequence[ValidationCallback] = (),
          step_callbacks: Sequence[StepCallback] = (), timer: PhaseTimer | None = None,
-         progress: bool = True) -> TrainResult:
+         progress: bool = True, before_full_panel: Callable[[int, float | None], None] | None = None) -> TrainResult:
     """Tune `model`'s inflated UNet on `frames` (uint8 (frames, H, W, 3)) captioned `prompt`.
 
     `model` is a base model (prepared here) or a PreparedModel kept from an earlier run with the same
-    `prepare_key` (reset here to this run's seed). `timer` collects the time of each phase.
+    `prepare_key` (reset here to this run's seed). `timer` collects the time of each phase. With previews,
+    `before_full_panel(step, score)` is called before the full panel is rendered and may raise to stop the run.
     """
     started = time.perf_counter()
     timer = timer or PhaseTimer()
@@ -283,7 +284,8 @@ def tune(model: BaseModel | PreparedModel, frames: torch.Tensor, prompt: str, se
 
     validator = Validator(validation, prepared.vae, latents, frames, prompt, prompt_embeddings, empty_embedding,
                           prepared.scheduler_config, output_dir, prepared.random_weights, list(callbacks),
-                          autocast=accelerator.autocast, timer=timer, progress=progress)
+                          autocast=accelerator.autocast, timer=timer, progress=progress,
+                          before_full_panel=before_full_panel)
     losses: list[float] = []
     pending: list[torch.Tensor] = []  # losses still on the device: read in one sync every few steps
     rates: list[float] = []

@@ -104,6 +104,9 @@ class Validator:
     autocast: Callable[[], ContextManager] = nullcontext
     timer: PhaseTimer = field(default_factory=PhaseTimer)
     progress: bool = True  # a progress bar (or line) over each validation's clips on the console
+    # Called with (best preview step, its score) before the full panel is rendered; it may raise to skip it (a
+    # sweep prunes a trial there whose best preview is below the median: sweeps/live_trial.py).
+    before_full_panel: Callable[[int, float | None], None] | None = None
     scored: dict[int, float] = field(default_factory=dict)  # step -> score of checkpoints still on disk
     history: list[ValidationEvent] = field(default_factory=list)
     writer: ClipWriter = field(default_factory=ClipWriter)
@@ -224,6 +227,12 @@ class Validator:
                 self.writer.close()
             return None
         step = self.best_step if self.best_step is not None else previews[-1]
+        if self.before_full_panel is not None:
+            try:
+                self.before_full_panel(step, self.scored.get(step))
+            except BaseException:
+                self.writer.close()  # the previews' files are complete before the run stops
+                raise
         with self.timer.phase("restore_best"):
             load_trainable(video_unet, self.checkpoint_dir(step) / "trainable.safetensors")
         event = self(step, video_unet, kind="final")

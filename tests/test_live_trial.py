@@ -25,27 +25,29 @@ def event(step: int, score: float, tmp_path: Path) -> ValidationEvent:
     return e
 
 
-def make_study(tmp_path, single_objective: bool):
+def make_study(tmp_path, single_objective: bool, full_panel: str = "above_median"):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     spec = StudySpec(OBJECTIVES, single_objective, {}, {"name": "MedianPruner", "n_startup_trials": 2,
-                                                         "n_warmup_steps": 0})
+                                                         "n_warmup_steps": 0}, full_panel)
     study = create_study(open_storage(url), "s", spec, build_sampler({"name": "RandomSampler", "seed": 0}, {}))
     return url, study
 
 
 def run_trial(url, scores, tmp_path):
-    """A trial that validates with `scores` at steps 10, 20, ... and completes unless pruned."""
+    """A trial that previews with `scores` at steps 10, 20, ..., then asks for its full panel at its best step and
+    completes, unless pruned."""
     study = optuna.load_study(study_name="s", storage=url)
     trial = study.ask({"lr": optuna.distributions.FloatDistribution(1e-6, 1e-4, log=True)})
     live = LiveTrial(url, "s", trial.number)
     try:
         for i, score in enumerate(scores):
             live.on_validation(event(10 * (i + 1), score, tmp_path))
+        best = max(live.validations, key=lambda v: v["score"])
+        live.gate_full_panel(best["step"], best["score"])
     except optuna.TrialPruned as pruned:
         live.stop(TrialState.PRUNED, str(pruned))
         return live
     validations = live.validations
-    best = max(validations, key=lambda v: v["score"])
     live.complete({"output_dir": str(tmp_path), "validations": validations, "best_step": best["step"],
                    "random_weights": True})
     return live
@@ -69,6 +71,27 @@ def test_a_trial_scoring_below_the_median_is_pruned(tmp_path, single_objective):
         assert study.metric_names == list(OBJECTIVES)
     strong = run_trial(url, [9.0, 9.5, 9.9], tmp_path)  # above the median: runs to the end
     assert study.get_trials()[3].state == TrialState.COMPLETE and len(strong.curve) == 3
+
+
+@pytest.mark.parametrize("single_objective", [True, False])
+def test_a_trial_whose_best_preview_is_below_the_median_skips_its_full_panel(tmp_path, single_objective):
+    url, study = make_study(tmp_path, single_objective)
+    run_trial(url, [5.0, 7.0, 6.0], tmp_path)
+    run_trial(url, [9.0, 4.0, 4.0], tmp_path)  # best previews 7 and 9: median 8
+    run_trial(url, [7.5, 7.5, 7.5], tmp_path)  # above the median at every step (7, 5.5, 5), best 7.5 < 8
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED]
+    assert "best preview 7.5 (step 10) is below the median 8 of 2 completed" in trials[2].user_attrs["pruned_reason"]
+    assert trials[2].user_attrs["best_step"] == 10  # its previews stay on record
+    run_trial(url, [8.5, 7.0, 6.0], tmp_path)  # best preview above the median: rendered and completed
+    assert study.get_trials()[3].state == TrialState.COMPLETE
+
+
+def test_with_full_panel_always_every_surviving_trial_completes(tmp_path):
+    url, study = make_study(tmp_path, single_objective=True, full_panel="always")
+    for scores in ([5.0, 7.0, 6.0], [9.0, 4.0, 4.0], [7.5, 7.5, 7.5]):
+        run_trial(url, scores, tmp_path)
+    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 3
 
 
 def test_completed_trial_carries_its_records(tmp_path):

@@ -196,6 +196,18 @@ def test_a_sweep_that_cannot_run_names_the_field_before_any_study(overrides, nam
     assert named in str(error.value) and "\n" not in str(error.value)
 
 
+def test_pruner_settings_are_checked_before_any_study(tmp_path):
+    off = sweep(tmp_path, "hydra.sweeper.pruner.name=NopPruner", "hydra.sweeper.dry_run=true")  # the defaults' kwargs
+    assert "every searched choice composes and checks" in off.stderr + off.stdout
+    done = sweep(tmp_path, "hydra.sweeper.pruner.name=HyperbandPruner", "hydra.sweeper.dry_run=true", check=False)
+    assert done.returncode == 1 and not (tmp_path / "study.db").exists()
+    assert ("hydra.sweeper.pruner.n_startup_trials=2, hydra.sweeper.pruner.n_warmup_steps=0: not an argument of "
+            "HyperbandPruner") in done.stderr
+    assert "~hydra.sweeper.pruner.n_startup_trials ~hydra.sweeper.pruner.n_warmup_steps" in done.stderr
+    done = sweep(tmp_path, "hydra.sweeper.full_panel=sometimes", "hydra.sweeper.dry_run=true", check=False)
+    assert done.returncode == 1 and "hydra.sweeper.full_panel=sometimes is not one of" in done.stderr
+
+
 def test_a_comma_list_of_a_config_group_is_a_categorical_search_over_its_options():
     # + and ~ on a typed config: add or drop an entry of a mapping (the schema refuses keys no code reads)
     plan, protocol = planned("logger=none,wandb", "model=tiny", "+metrics.score_weights.flicker=1.0",

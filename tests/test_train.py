@@ -134,6 +134,24 @@ def test_previews_during_training_then_the_full_panel_at_the_best_preview_step(t
     assert timings["train_step"]["calls"] == 6 and timings["sampling"]["calls"] == 3 * 2 + 4  # one clip a batch
 
 
+def test_the_full_panel_is_asked_for_at_the_best_preview_step_and_can_be_refused(tmp_path):
+    settings = TrainSettings(max_steps=4, learning_rate=1e-3, device="cpu")
+    validation = ValidationSettings(prompts=["a blue ball"], seeds=[0, 1], noise_mix=0.5, every_n_steps=2,
+                                    inversion_steps=2, sampling_steps=2, preview_steps=1)
+    asked = []
+
+    def refuse(step, score):
+        asked.append((step, score))
+        raise RuntimeError("no full panel")
+
+    with pytest.raises(RuntimeError, match="no full panel"):
+        tune(load_base_model("tiny"), FRAMES, "a red ball", settings, validation, tmp_path,
+             [lambda event: -abs(event.step - 2)], before_full_panel=refuse)
+    assert asked == [(2, 0.0)]
+    assert not list(tmp_path.rglob("*.gif"))  # nothing of the full panel was rendered (previews write no gif)
+    assert len(list((tmp_path / "samples").rglob("*.mp4"))) == 2  # both previews' clips were written out
+
+
 def test_progress_lines_when_the_console_is_not_a_terminal(tmp_path, capsys):
     quick(tmp_path, steps=4)
     err = capsys.readouterr().err
