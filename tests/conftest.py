@@ -67,3 +67,56 @@ def study_storage(small_sweep, tmp_path_factory) -> str:
     copy = tmp_path_factory.mktemp("study_copy") / "study.db"
     shutil.copyfile(small_sweep / "study.db", copy)
     return f"sqlite:///{copy}"
+
+
+def _postgres_binaries() -> tuple[str, str] | None:
+    import glob
+    import shutil
+
+    for folder in [None, *sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]:
+        initdb, pg_ctl = shutil.which("initdb", path=folder), shutil.which("pg_ctl", path=folder)
+        if initdb and pg_ctl:
+            return initdb, pg_ctl
+    return None
+
+
+@pytest.fixture
+def postgres_url():
+    """A throwaway local PostgreSQL server (its own data folder, a Unix socket, no TCP) and its URL; skips where
+    PostgreSQL or the psycopg driver is not installed. PostgreSQL refuses to run as root, so under root the
+    server runs as the `postgres` user that Debian's package creates."""
+    import os
+    import pwd
+    import shutil
+    import subprocess
+    import tempfile
+
+    pytest.importorskip("psycopg", reason="the PostgreSQL driver (pip install 'psycopg[binary]') is not installed")
+    binaries = _postgres_binaries()
+    if binaries is None:
+        pytest.skip("PostgreSQL (initdb, pg_ctl) is not installed (apt-get install postgresql)")
+    initdb, pg_ctl = binaries
+    as_user, owner = None, None
+    if os.geteuid() == 0:
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no `postgres` user to run the server as")
+
+        def as_user():
+            os.setgid(owner.pw_gid)
+            os.setuid(owner.pw_uid)
+
+    folder = Path(tempfile.mkdtemp(prefix="tav-pg-"))  # not under pytest's 0700 tmp: the server's user must reach it
+    if owner:
+        os.chown(folder, owner.pw_uid, owner.pw_gid)
+    data, socket = folder / "data", folder
+    run = dict(preexec_fn=as_user, capture_output=True, text=True, timeout=120, check=True)
+    subprocess.run([initdb, "-D", str(data), "-U", "tav", "--auth=trust", "--no-sync"], **run)
+    subprocess.run([pg_ctl, "-D", str(data), "-l", str(folder / "server.log"), "-w", "start",
+                    "-o", f"-k {socket} -c listen_addresses='' -c fsync=off"], **run)
+    try:
+        yield f"postgresql://tav@/postgres?host={socket}"
+    finally:
+        subprocess.run([pg_ctl, "-D", str(data), "-m", "immediate", "stop"], **{**run, "check": False})
+        shutil.rmtree(folder, ignore_errors=True)

@@ -124,6 +124,19 @@ def test_two_workers_and_a_resume_share_one_study_and_never_repeat_a_proposal(tm
 
 
 @pytest.mark.slow
+def test_two_workers_share_a_postgresql_study_as_workers_on_other_machines_would(tmp_path, postgres_url, monkeypatch):
+    monkeypatch.setenv("TAV_STORAGE_URL", postgres_url)  # as the README passes it: no password on the command line
+    sweep(tmp_path, "hydra.sweeper.n_trials=4", "hydra.sweeper.n_workers=2", "hydra.sweeper.storage=${oc.env:TAV_STORAGE_URL}")
+    trials = optuna.load_study(study_name="tav-demo", storage=postgres_url).get_trials()
+    assert sorted(t.number for t in trials) == list(range(4)) and not (tmp_path / "study.db").exists()
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    assert {t.user_attrs["worker"] for t in trials} == {0, 1}
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 4
+    runs = sorted(p.parent.name for p in tmp_path.glob("trial_*/result.json"))
+    assert len(runs) == len(set(runs)) == sum(t.state == TrialState.COMPLETE for t in trials)
+
+
+@pytest.mark.slow
 def test_every_override_reaches_every_trial_and_trial_0_keeps_what_the_user_fixed(tmp_path):
     done = sweep(tmp_path, "hydra.sweeper.n_trials=2", "experiment=demo", "search=default", "train.max_steps=3",
                  "+metrics.score_weights.flicker=1.0", "~metrics.score_weights.world_subject", "logger=none,wandb")
