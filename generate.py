@@ -9,6 +9,12 @@ device (default: the export's train.device; auto picks cuda when there is one), 
 Writes <out>/<prompt>_seed<seed>.mp4 and .gif, and beside them <prompt>_seed<seed>.json: the prompt, seed,
 render settings and the export it came from. The folder may also be a run's checkpoint folder
 (checkpoints/step_<n>/, which holds the same export.json render manifest).
+
+Finding a good seed (tav/seed_screen.py): screen=32 renders seeds 0-31 of each prompt with screen_steps DDIM
+steps (default 10), scores them with the run's metrics and renders the keep best (default 4) in full; every
+screened seed's scores go to <out>/screen.json, best first.
+
+    python generate.py exports/best prompt="a purple cube is rolling" screen=32 keep=4 noise_mix=0.2
 """
 
 from __future__ import annotations
@@ -20,14 +26,15 @@ from pathlib import Path
 from omegaconf import OmegaConf
 from yaml import YAMLError
 
-from tav import export
+from tav import export, seed_screen
 from tav.cli import check_weight_file, one_line
 from tav.config_schema import check_value, check_writable
 from tav.media import write_gif, write_mp4
 from tav.train import resolve_device
 from tav.world.models import TOY_WORLD_NOTE
 
-KEYS = ("prompt", "prompts", "seed", "seeds", *export.RENDER_KEYS, "device", "out")
+SCREEN_KEYS = ("screen", "screen_steps", "keep")
+KEYS = ("prompt", "prompts", "seed", "seeds", *export.RENDER_KEYS, "device", "out", *SCREEN_KEYS)
 
 
 def parse(argv: list[str]) -> tuple[Path, dict]:
@@ -41,22 +48,55 @@ def parse(argv: list[str]) -> tuple[Path, dict]:
 
 
 def generate(folder: Path, options: dict) -> list[Path]:
-    """Render every (prompt, seed) the options ask for and write each as mp4 and gif; returns the mp4 paths."""
+    """Render every (prompt, seed) the options ask for, or the best seeds of a screen, and write each as mp4 and
+    gif; returns the mp4 paths."""
     loaded = export.load_export(folder)
     manifest = loaded.manifest
-    prompts = [options["prompt"]] if "prompt" in options else options.get("prompts", manifest["prompts"])
+    prompts = [str(p) for p in ([options["prompt"]] if "prompt" in options else options.get("prompts", manifest["prompts"]))]
     seeds = [options["seed"]] if "seed" in options else options.get("seeds", manifest["seeds"][:1])
     settings = {k: options[k] for k in export.RENDER_KEYS if k in options}
     device = resolve_device(options.get("device", manifest["device"]))
     out_dir = Path(options.get("out", folder / "renders"))
     fps = settings.get("fps", manifest["render"]["fps"])
+    screening = "screen" in options
+    if screening:  # what can be refused is refused before the model loads
+        seed_screen.check_noise_mix(settings.get("noise_mix", manifest["render"]["noise_mix"]))
+        config = seed_screen.run_config(folder)
+        scoring = seed_screen.clip_scoring(loaded, config, str(device))
+    renderer = export.Renderer(loaded, device)
+    screened: dict[tuple[str, int], dict] = {}
+    if screening:
+        steps, keep = options.get("screen_steps", 10), options.get("keep", 4)
+        ranked = seed_screen.screen(renderer, prompts, range(options["screen"]), steps, settings, scoring)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        record = seed_screen.as_record(ranked, steps, keep, notes(manifest, config))
+        (out_dir / "screen.json").write_text(json.dumps(record, indent=2))
+        screened = {(s.prompt, s.seed): {"steps": steps, "rank": rank + 1, "score": s.score}
+                    for seeds_of_prompt in ranked.values() for rank, s in enumerate(seeds_of_prompt[:keep])}
+        clips = [clip for prompt in prompts
+                 for clip in renderer([prompt], [s.seed for s in ranked[prompt][:keep]], settings)]
+    else:
+        clips = renderer(prompts, [int(s) for s in seeds], settings)
     written = []
-    for clip in export.render(loaded, [str(p) for p in prompts], [int(s) for s in seeds], settings, device):
+    for clip in clips:
         stem = export.clip_stem(out_dir, clip)
         written.append(write_mp4(clip.frames, stem.with_suffix(".mp4"), fps))
         write_gif(clip.frames, stem.with_suffix(".gif"), fps)
-        stem.with_suffix(".json").write_text(json.dumps(sidecar(loaded, clip, settings, device), indent=2))
+        record = {**sidecar(loaded, clip, settings, device), "screen": screened.get((clip.prompt, clip.seed))}
+        stem.with_suffix(".json").write_text(json.dumps(record, indent=2))
     return written
+
+
+def notes(manifest: dict, config: dict) -> list[str]:
+    """What a reader of the scores must know: random weights, the toy world."""
+    said = []
+    if manifest["random_weights"]:
+        said.append("the base model has random weights (tiny preset): the clips check the plumbing, not quality")
+    if config.get("metrics", {}).get("scorer", {}).get("random_weights"):
+        said.append("the scorer's CLIP has random weights: its scores rank nothing real")
+    if manifest.get("toy_world"):
+        said.append(TOY_WORLD_NOTE)
+    return said
 
 
 def sidecar(loaded: export.Export, clip: export.RenderedFrames, settings: dict, device) -> dict:
@@ -73,9 +113,20 @@ SCHEMA_KEYS = {"prompt": "data.prompt", "prompts": "validation.prompts", "seed":
                "seeds": "validation.seeds", **{k: f"validation.{k}" for k in export.RENDER_KEYS}, "device": "train.device"}
 
 
+SCREEN_MINIMUM = {"screen": 2, "screen_steps": 1, "keep": 1}  # a screen ranks at least two seeds
+
+
 def check_options(folder: Path, options: dict) -> None:
     """Refuse an empty prompt, an out-of-range setting, an unwritable `out` or a corrupt export file, before any
     model is loaded."""
+    for key, least in SCREEN_MINIMUM.items():
+        value = options.get(key, least)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{key}={value} must be a whole number >= {least} (e.g. screen=32 screen_steps=10 keep=4)")
+    if "screen" in options and ({"seed", "seeds"} & set(options)):
+        raise ValueError("screen=N screens seeds 0..N-1 itself: drop seed/seeds, or drop screen to render given seeds")
+    if ("screen_steps" in options or "keep" in options) and "screen" not in options:
+        raise ValueError("screen_steps and keep set a screen: add screen=N (the number of seeds to screen)")
     for key, value in options.items():
         if key in SCHEMA_KEYS:
             check_value(SCHEMA_KEYS[key], value, name=key)

@@ -401,29 +401,39 @@ class RenderedFrames:
     frames: torch.Tensor  # uint8 (frames, H, W, 3)
 
 
+class Renderer:
+    """An export's tuned model, loaded once onto `device`, rendering (prompt, seed) cells exactly as the validation
+    hook did (Validator.render). Raises ValueError when the base model here differs from the export's."""
+
+    def __init__(self, export: Export, device: torch.device):
+        manifest = export.manifest
+        check_base_model(manifest["base_model"])
+        self.export, self.device, self.model = export, device, load_reference_model(manifest["base_model"])
+        self.video_unet = tuned_unet(self.model, manifest, export.folder / TRAINABLE).to(device)
+        self.half = DTYPES.get(manifest["mixed_precision"])
+        self.vae = self.model.vae.to(device, self.half).requires_grad_(False)
+        self.text_encoder = self.model.text_encoder.to(device, self.half).requires_grad_(False)
+        self.inverted = export.inverted_latents.to(device)
+
+    def __call__(self, prompts: Sequence[str], seeds: Sequence[int], settings: Mapping) -> list[RenderedFrames]:
+        """Every (prompt, seed); `settings` holds RENDER_KEYS (defaults: the export's)."""
+        manifest, device = self.export.manifest, self.device
+        # Encoded in one batch with the training prompt first, as the training loop does.
+        embeddings = pipeline.encode_prompts(self.model.tokenizer, self.text_encoder,
+                                             [manifest["train_prompt"], "", *prompts], device)
+        s = ValidationSettings(prompts=list(prompts), seeds=list(seeds), **{**manifest["render"], **settings})
+        validator = Validator(s, self.vae, self.inverted, torch.empty(0, dtype=torch.uint8), manifest["train_prompt"],
+                              embeddings[2:], embeddings[1:2], self.model.scheduler_config, self.export.folder,
+                              self.model.random_weights,
+                              autocast=partial(torch.autocast, device.type, dtype=self.half) if self.half else nullcontext)
+        return [RenderedFrames(prompts[index], seed, frames)
+                for index, seed, frames in validator.render_panel(self.video_unet, self.inverted)]
+
+
 def render(export: Export, prompts: Sequence[str], seeds: Sequence[int], settings: Mapping,
            device: torch.device) -> list[RenderedFrames]:
-    """Render every (prompt, seed) from the export exactly as the validation hook did (Validator.render).
-
-    `settings` holds RENDER_KEYS (defaults: the export's). Raises ValueError when the base model here differs.
-    """
-    manifest = export.manifest
-    check_base_model(manifest["base_model"])
-    model = load_reference_model(manifest["base_model"])
-    video_unet = tuned_unet(model, manifest, export.folder / TRAINABLE).to(device)
-    half = DTYPES.get(manifest["mixed_precision"])
-    vae = model.vae.to(device, half).requires_grad_(False)
-    text_encoder = model.text_encoder.to(device, half).requires_grad_(False)
-    # Encoded in one batch with the training prompt first, as the training loop does.
-    embeddings = pipeline.encode_prompts(model.tokenizer, text_encoder, [manifest["train_prompt"], "", *prompts], device)
-    inverted = export.inverted_latents.to(device)
-    s = ValidationSettings(prompts=list(prompts), seeds=list(seeds), **{**manifest["render"], **settings})
-    validator = Validator(s, vae, inverted, torch.empty(0, dtype=torch.uint8), manifest["train_prompt"],
-                          embeddings[2:], embeddings[1:2], model.scheduler_config, export.folder,
-                          model.random_weights,
-                          autocast=partial(torch.autocast, device.type, dtype=half) if half else nullcontext)
-    return [RenderedFrames(prompts[index], seed, frames)
-            for index, seed, frames in validator.render_panel(video_unet, inverted)]
+    """Render every (prompt, seed) from the export once (a Renderer that is not kept)."""
+    return Renderer(export, device)(prompts, seeds, settings)
 
 
 def clip_stem(out_dir: Path, clip: RenderedFrames) -> Path:

@@ -72,6 +72,36 @@ def test_rendering_an_export_reproduces_its_validation_clip_exactly(study, tmp_p
 
 
 @pytest.mark.slow
+def test_a_seed_screen_ranks_every_seed_and_renders_the_best_in_full(study, tmp_path):
+    storage, _ = study
+    folder = tmp_path / "export"
+    done = run_cli("export.py", "--storage", storage, "--study", "tav-demo", "--trial", "1", "--dtype", "fp32",
+                   "--out", str(folder))
+    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_cli("generate.py", str(folder), "prompt=a cube", "screen=4", "screen_steps=1", "keep=2",
+                   f"out={tmp_path / 'screen'}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads((tmp_path / "screen" / "screen.json").read_text())
+    ranked = record["prompts"]["a cube"]
+    assert sorted(s["seed"] for s in ranked) == [0, 1, 2, 3] and record["steps"] == 1
+    assert [s["score"] for s in ranked] == sorted((s["score"] for s in ranked), reverse=True)
+    assert record["kept"]["a cube"] == [s["seed"] for s in ranked[:2]]
+    assert any("random weights" in note for note in record["notes"])  # the tiny model's scores say so
+    written = [Path(line) for line in done.stdout.strip().splitlines() if line.endswith(".mp4")]
+    assert [p.name for p in written] == [f"a-cube_seed{seed}.mp4" for seed in record["kept"]["a cube"]]
+    assert json.loads(written[0].with_suffix(".json").read_text())["screen"]["rank"] == 1
+    # the kept seeds are rendered in full: the same clip as rendering that seed without a screen
+    done = run_cli("generate.py", str(folder), "prompt=a cube", f"seed={record['kept']['a cube'][0]}",
+                   f"out={tmp_path / 'plain'}")
+    assert (tmp_path / "plain" / written[0].name).read_bytes() == written[0].read_bytes()
+    for options, refusal in ((["screen=4", "noise_mix=0"], "noise_mix=0 starts every seed"),
+                             (["screen=4", "seed=1"], "drop seed/seeds"), (["keep=2"], "add screen=N"),
+                             (["screen=1"], "screen=1 must be a whole number >= 2")):
+        done = run_cli("generate.py", str(folder), "prompt=a cube", *options, f"out={tmp_path / 'refused'}")
+        assert done.returncode == 1 and refusal in done.stderr and not (tmp_path / "refused").exists()
+
+
+@pytest.mark.slow
 def test_a_runs_best_checkpoint_folder_renders_on_its_own(study, tmp_path):
     # The W&B model artifact holds exactly this folder's files: weights, inverted latents, export.json.
     _, study = study

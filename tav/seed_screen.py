@@ -1,0 +1,97 @@
+"""Screen many generation seeds of one checkpoint with few DDIM steps, then render the best ones in full.
+
+A clip's look swings with the generation seed, so users render dozens of seeds per checkpoint to find a clean
+one. At the full 50 steps that is the costliest thing they do: 32 seeds of SD-1.5 at 24 frames are 75 PFLOP,
+over 1.5 minutes at an H100's matmul ceiling before any overhead. A screen renders every seed with fewer steps
+(10: a fifth of the arithmetic), scores each clip as validation does (the run's metrics and weights), and
+renders only the `keep` best seeds of each prompt in full. A coarse render ranks seeds roughly: the screen
+picks candidates, it does not name the winner (analysis/WORLD.md measures how often the full render's best
+seed is among them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import torch
+from omegaconf import OmegaConf
+
+from tav.data.demo import DEMO_VIDEO
+from tav.data.video import load_clip
+from tav.export import Export, RenderedFrames, Renderer
+
+# (frames, prompt) -> the clip's scores by name, "score" (the run's weighted sum) among them
+ClipScoring = Callable[[torch.Tensor, str], dict[str, float]]
+
+
+@dataclass
+class ScreenedSeed:
+    prompt: str
+    seed: int
+    score: float  # the run's weighted score of the screen's clip
+    scores: dict[str, float]
+
+
+def rank_seeds(clips: Sequence[RenderedFrames], scoring: ClipScoring) -> dict[str, list[ScreenedSeed]]:
+    """Per prompt, its clips' seeds best first by the weighted score (ties: the lower seed first)."""
+    ranked: dict[str, list[ScreenedSeed]] = {}
+    for clip in clips:
+        scores = scoring(clip.frames, clip.prompt)
+        ranked.setdefault(clip.prompt, []).append(ScreenedSeed(clip.prompt, clip.seed, scores["score"], scores))
+    return {prompt: sorted(seeds, key=lambda s: (-s.score, s.seed)) for prompt, seeds in ranked.items()}
+
+
+def check_noise_mix(noise_mix: float) -> None:
+    if noise_mix == 0:
+        raise ValueError("noise_mix=0 starts every seed from the same inverted latents, so seeds cannot differ; "
+                         "screen with noise_mix > 0, e.g. noise_mix=0.2 (a sweep's default)")
+
+
+def screen(renderer: Renderer, prompts: Sequence[str], seeds: Sequence[int], steps: int, settings: Mapping,
+           scoring: ClipScoring) -> dict[str, list[ScreenedSeed]]:
+    """Render every (prompt, seed) with `steps` DDIM steps (the other render settings as given) and rank them."""
+    return rank_seeds(renderer(prompts, seeds, {**settings, "sampling_steps": steps}), scoring)
+
+
+def run_config(folder: Path) -> dict:
+    """The run config an export or checkpoint folder was tuned with: its config.yaml (export.py writes one), or
+    the run's .hydra/config.yaml for a run's checkpoints/step_<n>/ folder."""
+    for path in (folder / "config.yaml", folder.parent.parent / ".hydra" / "config.yaml"):
+        if path.is_file():
+            return OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    raise ValueError(f"{folder} has no config.yaml (nor does its run's .hydra/): a screen scores clips with the "
+                     "run's metrics; export the run with export.py and screen from the export folder")
+
+
+def clip_scoring(export: Export, config: Mapping, device: str) -> ClipScoring:
+    """Score clips as the run's validation did: its scorer, its weights, against its source clip."""
+    from tav.metrics import MetricsCallback, build_scorer
+
+    metrics = config.get("metrics")
+    if not metrics or not metrics.get("score_weights"):
+        raise ValueError("the run config has no metrics.score_weights to rank seeds by; screen an export of a run "
+                         "that was scored")
+    scorer = build_scorer(**{**metrics["scorer"], "device": device})
+    weights = MetricsCallback(scorer, score_weights=dict(metrics["score_weights"]))
+    source = export.manifest["source"]
+    video = source["video"] if Path(str(source["video"])).is_file() else None
+    if video is None and not str(source["video"]).startswith("the shipped demo clip"):
+        raise ValueError(f"the source clip {source['video']} is not on this machine: a screen scores against it "
+                         "(motion, consistency); copy it there")
+    frames = load_clip(video or DEMO_VIDEO, source["n_frames"], source["height"], source["width"], source["start"],
+                       source["stride"])
+
+    def scoring(clip: torch.Tensor, prompt: str) -> dict[str, float]:
+        values = {name: score.value for name, score in scorer.score(clip, prompt, frames).items()}
+        return {**values, "score": weights.weighted(values)}
+
+    return scoring
+
+
+def as_record(ranked: Mapping[str, list[ScreenedSeed]], steps: int, keep: int, notes: Sequence[str] = ()) -> dict:
+    """screen.json: every screened seed per prompt, best first, and which were rendered in full."""
+    return {"steps": steps, "keep": keep, "notes": list(notes),
+            "prompts": {prompt: [asdict(s) for s in seeds] for prompt, seeds in ranked.items()},
+            "kept": {prompt: [s.seed for s in seeds[:keep]] for prompt, seeds in ranked.items()}}
