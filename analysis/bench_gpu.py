@@ -175,6 +175,31 @@ def bench_variant(variant: str, args: argparse.Namespace, vae, latents, text, fl
     return row
 
 
+def profile_guided_step(variant: str, args: argparse.Namespace, latents, text) -> str:
+    """The CUDA kernels of one guided sampling step at `--profile` clips (after two warm-up steps), by total time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    dtype = DTYPES[args.dtype]
+    video, _ = build(variant_settings(variant, args.dtype))
+    video.eval()
+    clips = args.profile
+    batch, embeddings = latents.expand(2 * clips, -1, -1, -1, -1), torch.cat([torch.zeros_like(text), text]).repeat_interleave(clips, 0)
+
+    def step():
+        with torch.no_grad(), torch.autocast(DEVICE, dtype=dtype):
+            video(batch, 500, embeddings)
+
+    seconds = timed(step, 3)[1]
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        step()
+        torch.cuda.synchronize()
+    del video
+    release()
+    header = (f"{variant}, {clips} clips (guided: {2 * clips} x {latents.shape[2]} frames), one step "
+              f"{statistics.median(seconds) * 1e3:.0f} ms (median of 3)")
+    return header + "\n" + prof.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=70)
+
+
 def table(rows: list[dict]) -> str:
     base = {r["frames"]: r["train_step_ms"] for r in rows if r["variant"] == "base"}
     lines = ["| variant | frames | train step (ms) | speed-up | peak (GiB) | train TFLOP/s | train warm-up (s) "
@@ -204,7 +229,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50, help="DDIM steps for sampling and inversion")
     parser.add_argument("--repeats", type=int, default=5, help="timed training steps (sampling: half, at least 2)")
     parser.add_argument("--out", default=None, help="write the results as JSON here (after every variant)")
+    parser.add_argument("--profile", type=int, default=0,
+                        help="instead: profile one guided sampling step of this many clips for each variant")
     args = parser.parse_args()
+    if args.profile:
+        latents = torch.randn(1, 4, args.frames[0], args.size // 8, args.size // 8, device=DEVICE)
+        text = torch.randn(1, 77, 768, device=DEVICE)
+        for variant in (args.variants.split(",") if args.variants else [variant_from_flags(args)]):
+            print(profile_guided_step(variant, args, latents, text), flush=True)
+        return
 
     variants = args.variants.split(",") if args.variants else [variant_from_flags(args)]
     for variant in variants:

@@ -16,6 +16,7 @@ phase split every run writes to its result.json (tav/timing.py) and adds what li
     python analysis/bench_sweep.py recipe --model /tmp/sd15 --video man-surfing.mp4 --label cold -- speed=fast
     python analysis/bench_sweep.py sweep --model /tmp/sd15 --video man-surfing.mp4 --trials 3 -- speed=fast
     python analysis/bench_sweep.py panel --model /tmp/sd15 --video man-surfing.mp4 --seeds 32 -- speed=fast
+    python analysis/bench_sweep.py screen --model /tmp/sd15 --video man-surfing.mp4 --seeds 32 -- speed=fast
 
 Every case appends one JSON line to --out (default analysis/results/bench_sweep.jsonl) and prints a table row.
 `--model tiny` runs the same commands on the tiny preset (a CPU smoke test of this script).
@@ -131,6 +132,25 @@ def panel(args: argparse.Namespace, work: Path) -> dict:
             "panel_s": rendered, "panel_with_compile_s": rendered + phases["compile"]}
 
 
+def screen(args: argparse.Namespace, work: Path) -> dict:
+    """A seed screen of one checkpoint: `generate.py <checkpoint> screen=N keep=4` (N seeds in 10 DDIM steps, the 4
+    best in full), from a 1-step run's checkpoint; the time is generate.py's whole process, model load included."""
+    run_dir, out = work / f"screen-{args.label}", work / f"screen-{args.label}-renders"
+    prompt = "a panda is surfing"
+    command = [sys.executable, "train.py", "experiment=tav_paper", *model_overrides(args), "train.max_steps=1",
+               "validation.every_n_steps=1", f"validation.prompts=['{prompt}']", "validation.seeds=[0]",
+               "validation.noise_mix=0.2", "validation.preview_steps=0", "validation.sampling_steps=2",
+               f"hydra.run.dir={run_dir}", *args.overrides]
+    run_command(command, work / f"screen-{args.label}-run.log")
+    checkpoint = next(run_dir.glob("checkpoints/step_*"))
+    generate = [sys.executable, "generate.py", str(checkpoint), f"prompt={prompt}", f"screen={args.seeds}", "keep=4",
+                "sampling_steps=50", f"out={out}"]
+    wall = run_command(generate, work / f"screen-{args.label}.log")
+    record = json.loads((out / "screen.json").read_text())
+    return {"wall_s": wall, "phases": {}, "seeds": args.seeds, "screen_steps": record["steps"],
+            "kept": record["kept"][prompt], "full_steps": 50}
+
+
 def make_model(out: Path) -> None:
     """An SD-1.5-shaped diffusers folder (UNet, VAE, CLIP text encoder, tokenizer, scheduler), random weights."""
     from tav.models.presets import sd15_pipeline
@@ -154,12 +174,12 @@ def environment() -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("case", choices=["make-model", "recipe", "sweep", "panel"])
+    parser.add_argument("case", choices=["make-model", "recipe", "sweep", "panel", "screen"])
     parser.add_argument("--model", default="tiny", help="SD-1.5-shaped diffusers folder (make-model writes one)")
     parser.add_argument("--video", default=None, help="the clip (default: the shipped demo clip)")
     parser.add_argument("--label", default="run", help="names the case's row and output folder")
     parser.add_argument("--trials", type=int, default=3, help="sweep: trials in the study")
-    parser.add_argument("--seeds", type=int, default=32, help="panel: generation seeds")
+    parser.add_argument("--seeds", type=int, default=32, help="panel, screen: generation seeds")
     parser.add_argument("--work", default="outputs/bench_sweep", help="folder for the runs' outputs and logs")
     parser.add_argument("--out", default=None, help="JSONL file to append the row to")
     argv = sys.argv[1:]
@@ -172,7 +192,7 @@ def main() -> None:
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     row = {"case": args.case, "label": args.label, "model": args.model, "overrides": args.overrides,
-           **{"recipe": recipe, "sweep": sweep, "panel": panel}[args.case](args, work), "env": environment()}
+           **{"recipe": recipe, "sweep": sweep, "panel": panel, "screen": screen}[args.case](args, work), "env": environment()}
     with open(args.out or ROOT / "analysis" / "results" / "bench_sweep.jsonl", "a") as f:
         f.write(json.dumps(row) + "\n")
     phases = "  ".join(f"{k} {v:.1f}" for k, v in row["phases"].items())

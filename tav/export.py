@@ -426,6 +426,8 @@ class Renderer:
                               embeddings[2:], embeddings[1:2], self.model.scheduler_config, self.export.folder,
                               self.model.random_weights,
                               autocast=partial(torch.autocast, device.type, dtype=self.half) if self.half else nullcontext)
+        if s.batch_size == 0:
+            validator.size_batches(self.video_unet)
         return [RenderedFrames(prompts[index], seed, frames)
                 for index, seed, frames in validator.render_panel(self.video_unet, self.inverted)]
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import shutil
 from statistics import mean
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ContextManager, Iterator, Sequence
@@ -129,17 +129,29 @@ class Validator:
     def invert(self, video_unet: VideoUNet, steps: int | None = None) -> torch.Tensor:
         steps = steps or self.settings.inversion_steps
         if steps not in self._inverted or not self.settings.invert_once:
-            device = self.source_latents.device
-            measuring = self.settings.batch_size == 0 and self._clips_per_batch is None and device.type == "cuda"
-            if measuring:
-                torch.cuda.reset_peak_memory_stats(device)
-                before = torch.cuda.memory_allocated(device)
-            with self.timer.phase("inversion"), self.autocast():
+            with self._sizing_batches(), self.timer.phase("inversion"), self.autocast():
                 self._inverted[steps] = pipeline.ddim_invert(video_unet, self.source_latents, self.empty_embedding,
                                                              self.scheduler_config, steps)
-            if measuring:  # a guided clip runs the UNet on twice the inversion's batch
-                self._clips_per_batch = clips_that_fit(2 * (torch.cuda.max_memory_allocated(device) - before), device)
         return self._inverted[steps]
+
+    def size_batches(self, video_unet: VideoUNet) -> None:
+        """For batch_size 0 on a GPU when nothing was inverted here (rendering from stored inverted latents): one
+        inversion step measures what a clip takes."""
+        with self._sizing_batches(), self.autocast():
+            pipeline.ddim_invert(video_unet, self.source_latents, self.empty_embedding, self.scheduler_config, 1)
+
+    @contextmanager
+    def _sizing_batches(self) -> Iterator[None]:
+        """With batch_size 0 on a GPU, the first inversion's peak memory sizes every clip batch of the run."""
+        device = self.source_latents.device
+        if self.settings.batch_size != 0 or self._clips_per_batch is not None or device.type != "cuda":
+            yield
+            return
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        yield
+        # a guided clip runs the UNet on twice the inversion's batch
+        self._clips_per_batch = clips_that_fit(2 * (torch.cuda.max_memory_allocated(device) - before), device)
 
     def render(self, video_unet: VideoUNet, inverted: torch.Tensor, cells: list[tuple[int, int]],
                steps: int | None = None) -> torch.Tensor:
