@@ -5,8 +5,8 @@ one. At the full 50 steps that is the costliest thing they do: 32 seeds of SD-1.
 over 1.5 minutes at an H100's matmul ceiling before any overhead. A screen renders every seed with fewer steps
 (10: a fifth of the arithmetic), scores each clip as validation does (the run's metrics and weights), and
 renders only the `keep` best seeds of each prompt in full. A coarse render ranks seeds roughly: the screen
-picks candidates, it does not name the winner (analysis/WORLD.md measures how often the full render's best
-seed is among them).
+picks candidates, it does not name the winner (analysis/seed_screen_study.py measures on the toy world how
+often the full render's best seed is among them: analysis/results/seed_screen.json).
 """
 
 from __future__ import annotations

@@ -58,8 +58,9 @@ class ValidationSettings:
 
 CPU_AUTO_BATCH = 8  # clips per batch for batch_size 0 on a CPU (memory there is the host's)
 GPU_MEMORY_SHARE = 0.85  # share of free GPU memory that batch_size 0 fills
-# ... but never more clips than this: at 512x512x24 on an H200 a batch of 16 clips rendered at 9.0 s a clip and
-# one of 8 at 6.3 s (analysis/PERF.md, round 3), so past 8 a bigger batch is slower, not faster.
+# ... but never more clips than this: sampling is compute-bound, so a bigger batch is not faster per clip (at
+# 512x512x24 on an H200, batches of 4, 8 and 16 clips rendered at 9-10 s a clip: analysis/PERF.md, round 4), while
+# a smaller one holds less memory and hands its clips to the writer threads sooner.
 GPU_AUTO_BATCH_MAX = 8
 
 
