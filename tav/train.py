@@ -50,7 +50,7 @@ class TrainSettings:
     gradient_checkpointing: bool = False  # diffusers' non-reentrant checkpointing: every trainable weight gets a gradient
     frozen_dtype: str = "fp32"  # "fp32", "bf16" or "fp16" for the frozen UNet weights (half needs mixed_precision)
     compile: bool = False  # torch.compile the UNet; the first training step and first validation pay the compile time
-    compile_mode: str = "regional"  # "regional": each transformer block compiled alone (fast to compile), "full": the UNet
+    compile_mode: str = "regional"  # "regional": each transformer block and resnet compiled alone, "full": the UNet
     seed: int = 33
     trainable_modules: Sequence[str] = DEFAULT_TRAINABLE
     lora_rank: int = 0  # > 0: train LoRA adapters of this rank on the trainable modules instead of the weights
@@ -124,15 +124,17 @@ def apply_speed_settings(video_unet: VideoUNet, settings: TrainSettings) -> None
             # In place, so parameter names (and the saved checkpoints' keys) keep no `_orig_mod.` prefix.
             video_unet.unet.compile(dynamic=False)
         else:
-            # Regional compilation: the transformer blocks hold the video layers' eager overhead (sparse-causal
-            # gathers, temporal rearranges) and repeat, so compiling them alone takes a fraction of the whole
-            # UNet's compile time. UNet2DConditionModel declares no repeated blocks of its own.
+            # Regional compilation: the transformer blocks and resnets hold the video layers' eager overhead
+            # (sparse-causal gathers, temporal rearranges, FrameGroupNorm's transposes) and repeat, so compiling them
+            # alone skips the rest of the UNet's graph. UNet2DConditionModel declares no repeated blocks of its own.
             video_unet.unet._repeated_blocks = REGIONAL_BLOCKS
             video_unet.unet.compile_repeated_blocks(dynamic=False)
 
 
 COMPILE_MODES = ("regional", "full")
-REGIONAL_BLOCKS = ["BasicTransformerBlock"]  # class names compiled alone with compile_mode=regional
+# Class names compiled alone with compile_mode=regional: the transformer blocks (the video layers' gathers and
+# rearranges) and the resnets (FrameGroupNorm's frame transposes and fp32 casts, eager copies otherwise).
+REGIONAL_BLOCKS = ["BasicTransformerBlock", "ResnetBlock2D"]
 
 
 def diffusion_loss(video_unet: torch.nn.Module, noise_scheduler: DDPMScheduler, latents: torch.Tensor,
