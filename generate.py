@@ -34,6 +34,7 @@ from tav.train import resolve_device
 from tav.world.models import TOY_WORLD_NOTE
 
 SCREEN_KEYS = ("screen", "screen_steps", "keep")
+SCREEN_MINIMUM = {"screen": 2, "screen_steps": 1, "keep": 1}  # a screen ranks at least two seeds
 KEYS = ("prompt", "prompts", "seed", "seeds", *export.RENDER_KEYS, "device", "out", *SCREEN_KEYS)
 
 
@@ -52,7 +53,8 @@ def generate(folder: Path, options: dict) -> list[Path]:
     gif; returns the mp4 paths."""
     loaded = export.load_export(folder)
     manifest = loaded.manifest
-    prompts = [str(p) for p in ([options["prompt"]] if "prompt" in options else options.get("prompts", manifest["prompts"]))]
+    prompts = [options["prompt"]] if "prompt" in options else options.get("prompts", manifest["prompts"])
+    prompts = [str(p) for p in prompts]
     seeds = [options["seed"]] if "seed" in options else options.get("seeds", manifest["seeds"][:1])
     settings = {k: options[k] for k in export.RENDER_KEYS if k in options}
     device = resolve_device(options.get("device", manifest["device"]))
@@ -111,9 +113,6 @@ def sidecar(loaded: export.Export, clip: export.RenderedFrames, settings: dict, 
 # generate.py's keys -> the config keys whose rules they follow (tav/config_schema.py)
 SCHEMA_KEYS = {"prompt": "data.prompt", "prompts": "validation.prompts", "seed": "train.seed",
                "seeds": "validation.seeds", **{k: f"validation.{k}" for k in export.RENDER_KEYS}, "device": "train.device"}
-
-
-SCREEN_MINIMUM = {"screen": 2, "screen_steps": 1, "keep": 1}  # a screen ranks at least two seeds
 
 
 def check_options(folder: Path, options: dict) -> None:

@@ -183,7 +183,8 @@ def profile_guided_step(variant: str, args: argparse.Namespace, latents, text) -
     video, _ = build(variant_settings(variant, args.dtype))
     video.eval()
     clips = args.profile
-    batch, embeddings = latents.expand(2 * clips, -1, -1, -1, -1), torch.cat([torch.zeros_like(text), text]).repeat_interleave(clips, 0)
+    batch = latents.expand(2 * clips, -1, -1, -1, -1)
+    embeddings = torch.cat([torch.zeros_like(text), text]).repeat_interleave(clips, 0)  # unconditional, then text
 
     def step():
         with torch.no_grad(), torch.autocast(DEVICE, dtype=dtype):

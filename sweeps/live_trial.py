@@ -82,8 +82,9 @@ class LiveTrial:
     def gate_full_panel(self, step: int, preview_score: float | None) -> None:
         """Before the full panel (`hydra.sweeper.full_panel=above_median`): prune this trial when its best preview
         is below the median of the completed trials' best previews, once the pruner's `n_startup_trials` (5, Optuna's
-        MedianPruner default, for a pruner without one) have completed. It is the pruner's rule applied once more, to the trial's best step instead of its latest:
-        such a trial is unlikely to beat the median, and skipping its full panel saves the trial's largest render.
+        MedianPruner default, for a pruner without one) have completed. It is the pruner's rule applied once more,
+        to the trial's best step instead of its latest: such a trial is unlikely to beat the median, and skipping
+        its full panel saves the trial's largest render.
         """
         if self.spec.full_panel != "above_median" or preview_score is None or self.spec.pruner["name"] == "NopPruner":
             return
@@ -94,8 +95,9 @@ class LiveTrial:
         if len(best_previews) < startup or preview_score >= median(best_previews):
             return
         raise optuna.TrialPruned(f"best preview {preview_score:.4g} (step {step}) is below the median "
-                                 f"{median(best_previews):.4g} of {len(best_previews)} completed trials' best previews: "
-                                 "full panel not rendered (hydra.sweeper.full_panel=always renders it for every trial)")
+                                 f"{median(best_previews):.4g} of {len(best_previews)} completed trials' best "
+                                 "previews: full panel not rendered (hydra.sweeper.full_panel=always renders it for "
+                                 "every trial)")
 
     def complete(self, result: dict) -> list[float]:
         """Tell the study this trial's values at its best validation step; record what export needs."""

@@ -422,10 +422,10 @@ class Renderer:
         embeddings = pipeline.encode_prompts(self.model.tokenizer, self.text_encoder,
                                              [manifest["train_prompt"], "", *prompts], device)
         s = ValidationSettings(prompts=list(prompts), seeds=list(seeds), **{**manifest["render"], **settings})
+        autocast = partial(torch.autocast, device.type, dtype=self.half) if self.half else nullcontext
         validator = Validator(s, self.vae, self.inverted, torch.empty(0, dtype=torch.uint8), manifest["train_prompt"],
                               embeddings[2:], embeddings[1:2], self.model.scheduler_config, self.export.folder,
-                              self.model.random_weights,
-                              autocast=partial(torch.autocast, device.type, dtype=self.half) if self.half else nullcontext)
+                              self.model.random_weights, autocast=autocast)
         if s.batch_size == 0:
             validator.size_batches(self.video_unet)
         return [RenderedFrames(prompts[index], seed, frames)

@@ -126,7 +126,8 @@ def test_two_workers_and_a_resume_share_one_study_and_never_repeat_a_proposal(tm
 @pytest.mark.slow
 def test_two_workers_share_a_postgresql_study_as_workers_on_other_machines_would(tmp_path, postgres_url, monkeypatch):
     monkeypatch.setenv("TAV_STORAGE_URL", postgres_url)  # as the README passes it: no password on the command line
-    sweep(tmp_path, "hydra.sweeper.n_trials=4", "hydra.sweeper.n_workers=2", "hydra.sweeper.storage=${oc.env:TAV_STORAGE_URL}")
+    sweep(tmp_path, "hydra.sweeper.n_trials=4", "hydra.sweeper.n_workers=2",
+          "hydra.sweeper.storage=${oc.env:TAV_STORAGE_URL}")
     trials = optuna.load_study(study_name="tav-demo", storage=postgres_url).get_trials()
     assert sorted(t.number for t in trials) == list(range(4)) and not (tmp_path / "study.db").exists()
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
