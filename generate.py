@@ -64,7 +64,7 @@ def generate(folder: Path, options: dict) -> list[Path]:
     if screening:  # what can be refused is refused before the model loads
         seed_screen.check_noise_mix(settings.get("noise_mix", manifest["render"]["noise_mix"]))
         config = seed_screen.run_config(folder)
-        scoring = seed_screen.clip_scoring(loaded, config, str(device))
+        scoring = seed_screen.clip_scoring(config, str(device))
     renderer = export.Renderer(loaded, device)
     screened: dict[tuple[str, int], dict] = {}
     if screening:

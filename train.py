@@ -16,9 +16,9 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from tav.cli import run_hydra
-from tav.data.demo import DEMO_PROMPT, DEMO_VIDEO
+from tav.data.demo import DEMO_PROMPT
 from tav.world.models import TOY_WORLD_NOTE, WORLD_SOURCE
-from tav.data.video import load_clip
+from tav.data.video import source_clip
 from tav.events import ValidationCallback
 from tav.models import load_base_model
 from tav.prompts import build_prompts, measure_overlap, overlap_levels, realised_config, search_choice
@@ -137,9 +137,8 @@ def run(cfg: DictConfig, callbacks: Sequence[ValidationCallback] = (), step_call
                                        "prompts": generation_prompts})
     device = resolve_device(settings.device)
     timer = for_device(device)
-    data = cfg.data
     with timer.phase("read_video"):
-        frames = load_clip(data.video or DEMO_VIDEO, data.n_frames, data.height, data.width, data.start, data.stride)
+        frames = source_clip(cfg.data)
     model = prepared_model(cfg, settings, timer)
     with timer.phase("load_scorer"):
         all_callbacks = [*scoring_callbacks(cfg, str(device)), *callbacks]

@@ -167,13 +167,10 @@ def source_gif(config: dict, path: Path) -> Path | None:
     data = config.get("data")
     if not data:
         return None
-    from tav.data.demo import DEMO_VIDEO
-    from tav.data.video import load_clip
+    from tav.data.video import source_clip
     from tav.media import write_gif
 
-    frames = load_clip(data["video"] or DEMO_VIDEO, data["n_frames"], data["height"], data["width"], data["start"],
-                       data["stride"])
-    return write_gif(frames, path, config.get("validation", {}).get("fps", 8))
+    return write_gif(source_clip(data), path, config.get("validation", {}).get("fps", 8))
 
 
 # --- the page ---------------------------------------------------------------------------------------------

@@ -31,11 +31,10 @@ def spearman(x: list[float], y: list[float]) -> float:
 
 def compare(screen: list, full: list, keep: int) -> dict:
     """One prompt's screened and fully rendered seeds (tav.seed_screen.ScreenedSeed lists, best first)."""
-    by_seed = {s.seed: s.score for s in full}
+    by_seed, screened = {s.seed: s.score for s in full}, {s.seed: s.score for s in screen}
     seeds = sorted(by_seed)
     kept = [s.seed for s in screen[:keep]]
-    return {"seeds": len(seeds), "spearman": spearman([next(s.score for s in screen if s.seed == k) for k in seeds],
-                                                      [by_seed[k] for k in seeds]),
+    return {"seeds": len(seeds), "spearman": spearman([screened[k] for k in seeds], [by_seed[k] for k in seeds]),
             "full_best_seed": full[0].seed, "full_best_in_kept": full[0].seed in kept,
             "kept": kept, "kept_full_ranks": [[s.seed for s in full].index(k) + 1 for k in kept],
             "full_score_kept_mean": mean(by_seed[k] for k in kept), "full_score_all_mean": mean(by_seed.values()),
@@ -61,7 +60,7 @@ def main() -> None:
                    cwd=ROOT, check=True)
     loaded = export.load_export(export_dir)
     device = torch.device("cpu")
-    scoring = seed_screen.clip_scoring(loaded, seed_screen.run_config(export_dir), "cpu")
+    scoring = seed_screen.clip_scoring(seed_screen.run_config(export_dir), "cpu")
     renderer = export.Renderer(loaded, device)
     prompts, seeds = loaded.manifest["prompts"], range(args.seeds)
     screened = seed_screen.screen(renderer, prompts, seeds, args.screen_steps, {}, scoring)

@@ -91,11 +91,13 @@ class LiveTrial:
         reporting = self.mirror or self.trial
         completed = reporting.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         best_previews = [max(t.intermediate_values.values()) for t in completed if t.intermediate_values]
-        startup = max(1, self.spec.pruner.get("n_startup_trials", 5))
-        if len(best_previews) < startup or preview_score >= median(best_previews):
+        if len(best_previews) < max(1, self.spec.pruner.get("n_startup_trials", 5)):
+            return
+        middle = median(best_previews)
+        if preview_score >= middle:
             return
         raise optuna.TrialPruned(f"best preview {preview_score:.4g} (step {step}) is below the median "
-                                 f"{median(best_previews):.4g} of {len(best_previews)} completed trials' best "
+                                 f"{middle:.4g} of {len(best_previews)} completed trials' best "
                                  "previews: full panel not rendered (hydra.sweeper.full_panel=always renders it for "
                                  "every trial)")
 

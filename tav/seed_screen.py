@@ -18,9 +18,8 @@ from typing import Callable, Mapping, Sequence
 import torch
 from omegaconf import OmegaConf
 
-from tav.data.demo import DEMO_VIDEO
-from tav.data.video import load_clip
-from tav.export import Export, RenderedFrames, Renderer
+from tav.data.video import source_clip
+from tav.export import RenderedFrames, Renderer
 
 # (frames, prompt) -> the clip's scores by name, "score" (the run's weighted sum) among them
 ClipScoring = Callable[[torch.Tensor, str], dict[str, float]]
@@ -65,7 +64,7 @@ def run_config(folder: Path) -> dict:
                      "run's metrics; export the run with export.py and screen from the export folder")
 
 
-def clip_scoring(export: Export, config: Mapping, device: str) -> ClipScoring:
+def clip_scoring(config: Mapping, device: str) -> ClipScoring:
     """Score clips as the run's validation did: its scorer, its weights, against its source clip."""
     from tav.metrics import MetricsCallback, build_scorer
 
@@ -75,13 +74,11 @@ def clip_scoring(export: Export, config: Mapping, device: str) -> ClipScoring:
                          "that was scored")
     scorer = build_scorer(**{**metrics["scorer"], "device": device})
     weights = MetricsCallback(scorer, score_weights=dict(metrics["score_weights"]))
-    source = export.manifest["source"]
-    video = source["video"] if Path(str(source["video"])).is_file() else None
-    if video is None and not str(source["video"]).startswith("the shipped demo clip"):
-        raise ValueError(f"the source clip {source['video']} is not on this machine: a screen scores against it "
-                         "(motion, consistency); copy it there")
-    frames = load_clip(video or DEMO_VIDEO, source["n_frames"], source["height"], source["width"], source["start"],
-                       source["stride"])
+    video = config["data"]["video"]
+    if video and not Path(video).is_file():
+        raise ValueError(f"the source clip {video} is not on this machine: a screen scores against it (motion, "
+                         "consistency); copy it there")
+    frames = source_clip(config["data"])
 
     def scoring(clip: torch.Tensor, prompt: str) -> dict[str, float]:
         values = {name: score.value for name, score in scorer.score(clip, prompt, frames).items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -46,3 +47,11 @@ def resize_center_crop(frames: torch.Tensor, height: int, width: int) -> torch.T
 def load_clip(path: str | Path, n_frames: int, height: int, width: int, start: int = 0, stride: int = 1) -> torch.Tensor:
     """The training clip as uint8 (frames, height, width, 3)."""
     return resize_center_crop(read_frames(path, n_frames, start, stride), height, width)
+
+
+def source_clip(data: Mapping) -> torch.Tensor:
+    """The clip a run is tuned on, as its `data` config samples it (data.video null: the shipped demo clip)."""
+    from tav.data.demo import DEMO_VIDEO
+
+    return load_clip(data["video"] or DEMO_VIDEO, data["n_frames"], data["height"], data["width"], data["start"],
+                     data["stride"])
