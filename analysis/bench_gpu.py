@@ -39,7 +39,8 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 OPTIONS = {"base": {}, "frozen_bf16": {"frozen_dtype": "bf16"}, "frozen_fp16": {"frozen_dtype": "fp16"},
            "compile": {"compile": True, "compile_mode": "full"},
            "compile_regional": {"compile": True, "compile_mode": "regional"},
-           "checkpointing": {"gradient_checkpointing": True}}
+           "checkpointing": {"gradient_checkpointing": True},
+           "channels_last": {}}  # an experiment outside TrainSettings: the UNet's weights in NHWC (see build)
 
 
 def variant_settings(variant: str, dtype: str) -> TrainSettings:
@@ -90,11 +91,13 @@ def release() -> None:
     torch.cuda.empty_cache()
 
 
-def build(settings: TrainSettings):
+def build(settings: TrainSettings, channels_last: bool = False):
     """The inflated SD-1.5 UNet with the default trainable set and `settings`' speed options, on the GPU."""
     torch.manual_seed(0)
     with torch.device(DEVICE):
         video = inflate_unet(sd15_unet())
+    if channels_last:
+        video.to(memory_format=torch.channels_last)
     trainable = select_trainable(video)
     apply_speed_settings(video, settings)
     return video, trainable
@@ -148,7 +151,7 @@ def count_flops(latents, text, dtype) -> dict:
 
 def bench_variant(variant: str, args: argparse.Namespace, vae, latents, text, flops: dict, sample: bool) -> dict:
     dtype = DTYPES[args.dtype]
-    video, trainable = build(variant_settings(variant, args.dtype))
+    video, trainable = build(variant_settings(variant, args.dtype), "channels_last" in variant.split("+"))
     row = {"variant": variant, "frames": latents.shape[2]}
     torch.cuda.reset_peak_memory_stats()
     warmup, times = timed(training_step(video, trainable, latents, text, dtype), args.repeats)
@@ -175,30 +178,65 @@ def bench_variant(variant: str, args: argparse.Namespace, vae, latents, text, fl
     return row
 
 
-def profile_guided_step(variant: str, args: argparse.Namespace, latents, text) -> str:
-    """The CUDA kernels of one guided sampling step at `--profile` clips (after two warm-up steps), by total time."""
+def profile_step(variant: str, args: argparse.Namespace, latents, text) -> str:
+    """The CUDA kernels of one step (after three timed ones), by total time: a guided sampling step of
+    `--profile` clips, or with `--profile-train` a training step."""
     from torch.profiler import ProfilerActivity, profile
 
     dtype = DTYPES[args.dtype]
-    video, _ = build(variant_settings(variant, args.dtype))
-    video.eval()
-    clips = args.profile
-    batch = latents.expand(2 * clips, -1, -1, -1, -1)
-    embeddings = torch.cat([torch.zeros_like(text), text]).repeat_interleave(clips, 0)  # unconditional, then text
+    video, trainable = build(variant_settings(variant, args.dtype), "channels_last" in variant.split("+"))
+    if args.profile_train:
+        step = training_step(video, trainable, latents, text, dtype)
+        what = f"training step ({latents.shape[2]} frames)"
+    else:
+        video.eval()
+        clips = args.profile
+        batch = latents.expand(2 * clips, -1, -1, -1, -1)
+        embeddings = torch.cat([torch.zeros_like(text), text]).repeat_interleave(clips, 0)  # unconditional, then text
 
-    def step():
-        with torch.no_grad(), torch.autocast(DEVICE, dtype=dtype):
-            video(batch, 500, embeddings)
+        def step():
+            with torch.no_grad(), torch.autocast(DEVICE, dtype=dtype):
+                video(batch, 500, embeddings)
 
+        what = f"{clips} clips (guided: {2 * clips} x {latents.shape[2]} frames)"
     seconds = timed(step, 3)[1]
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         step()
         torch.cuda.synchronize()
-    del video
+    del video, trainable
     release()
-    header = (f"{variant}, {clips} clips (guided: {2 * clips} x {latents.shape[2]} frames), one step "
-              f"{statistics.median(seconds) * 1e3:.0f} ms (median of 3)")
-    return header + "\n" + prof.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=70)
+    header = f"{variant}, {what}, one step {statistics.median(seconds) * 1e3:.0f} ms (median of 3)"
+    return header + "\n" + prof.key_averages().table(sort_by="cuda_time_total", row_limit=30, max_name_column_width=70)
+
+
+def bench_attention(frames: int, size: int, dtype: torch.dtype) -> list[dict]:
+    """Each SDPA backend on the sparse-causal self-attention at the largest latent size (queries of one frame
+    over the keys of frames 0 and i-1, SD-1.5's 8 heads of 40 channels): forward, and forward + backward."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    length = (size // 8) ** 2
+    query = torch.randn(frames, 8, length, 40, device=DEVICE, dtype=dtype, requires_grad=True)
+    key, value = (torch.randn(frames, 8, 2 * length, 40, device=DEVICE, dtype=dtype, requires_grad=True)
+                  for _ in range(2))
+    flop = 4 * frames * 8 * length * 2 * length * 40
+    rows = []
+    for backend in (SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION):
+        row = {"backend": backend.name, "frames": frames, "tokens": length, "forward_tflop": flop / 1e12}
+        try:
+            with sdpa_kernel(backend):
+                forward = statistics.median(timed(lambda: torch.nn.functional.scaled_dot_product_attention(
+                    query, key, value), 10)[1])
+
+                def both():
+                    torch.nn.functional.scaled_dot_product_attention(query, key, value).sum().backward()
+
+                both_s = statistics.median(timed(both, 10)[1])
+            row.update(forward_ms=forward * 1e3, forward_tflops_per_s=flop / forward / 1e12,
+                       forward_backward_ms=both_s * 1e3, forward_backward_tflops_per_s=3 * flop / both_s / 1e12)
+        except RuntimeError as error:
+            row["error"] = str(error).splitlines()[0][:200]
+        rows.append(row)
+    return rows
 
 
 def table(rows: list[dict]) -> str:
@@ -232,12 +270,19 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="write the results as JSON here (after every variant)")
     parser.add_argument("--profile", type=int, default=0,
                         help="instead: profile one guided sampling step of this many clips for each variant")
+    parser.add_argument("--profile-train", action="store_true", help="instead: profile one training step")
+    parser.add_argument("--attention", action="store_true",
+                        help="instead: time each SDPA backend on the sparse-causal attention at 64x64")
     args = parser.parse_args()
-    if args.profile:
+    if args.attention:
+        for row in bench_attention(args.frames[0], args.size, DTYPES[args.dtype]):
+            print(json.dumps(row), flush=True)
+        return
+    if args.profile or args.profile_train:
         latents = torch.randn(1, 4, args.frames[0], args.size // 8, args.size // 8, device=DEVICE)
         text = torch.randn(1, 77, 768, device=DEVICE)
         for variant in (args.variants.split(",") if args.variants else [variant_from_flags(args)]):
-            print(profile_guided_step(variant, args, latents, text), flush=True)
+            print(profile_step(variant, args, latents, text), flush=True)
         return
 
     variants = args.variants.split(",") if args.variants else [variant_from_flags(args)]
