@@ -60,13 +60,19 @@ def decode_latents(vae: AutoencoderKL, latents: torch.Tensor, chunk: int = 8) ->
 @torch.no_grad()
 def ddim_invert(video_unet: VideoUNet, latents: torch.Tensor, text_embedding: torch.Tensor,
                 scheduler_config: dict, steps: int) -> torch.Tensor:
-    """Run DDIM backwards from the clean latents to t=T without guidance (the official uses the empty prompt)."""
+    """Run DDIM backwards from the clean latents to t=T without guidance (the official uses the empty prompt).
+
+    Always eager, even for a compiled UNet: the inversion's batch (one clip, unguided) is a shape of its own, and
+    compiling it cost 59 s on a cold start, for the ~100 inversion steps of a run that eager takes ~6 s longer
+    (analysis/PERF.md round 5).
+    """
     scheduler = DDIMInverseScheduler.from_config(scheduler_config)
     scheduler.set_timesteps(steps, device=latents.device)
     x = latents.float()
-    for t in scheduler.timesteps:
-        eps = video_unet(x, t, text_embedding).float()
-        x = scheduler.step(eps, t, x).prev_sample
+    with torch.compiler.set_stance("force_eager"):
+        for t in scheduler.timesteps:
+            eps = video_unet(x, t, text_embedding).float()
+            x = scheduler.step(eps, t, x).prev_sample
     return x
 
 

@@ -43,3 +43,16 @@ def test_inversion_and_sampling_are_deterministic_and_shape_preserving(tiny_mode
 def test_prompts_encode_to_77_tokens(tiny_model):
     embeddings = pipeline.encode_prompts(tiny_model.tokenizer, tiny_model.text_encoder, ["a", ""], torch.device("cpu"))
     assert embeddings.shape == (2, 77, 32)
+
+
+def test_inversion_runs_eager_even_when_the_unet_is_compiled(tiny_model):
+    """Its one-clip unguided batch would be a compilation of its own (59 s cold on a GPU) for ~100 steps a run."""
+    from tav.train import TrainSettings, apply_speed_settings
+
+    video = inflate_unet(tiny_model.unet)
+    apply_speed_settings(video, TrainSettings(compile=True, compile_mode="regional"))
+    tracing = []
+    block = video.unet.down_blocks[0].attentions[0].transformer_blocks[0]
+    block.register_forward_pre_hook(lambda module, args: tracing.append(torch.compiler.is_compiling()))
+    pipeline.ddim_invert(video, torch.randn(1, 4, 3, 8, 8), torch.randn(1, 77, 32), tiny_model.scheduler_config, 3)
+    assert tracing == [False, False, False]  # called each step, never traced
