@@ -114,7 +114,10 @@ SHIPPED = [[], ["logger=none"], ["~metrics"], ["model=sd14"], ["model=sd15"],
            ["metrics=default", f"metrics.scorer.pretrained={WEIGHTS}"],
            ["data=man_surfing", f"data.video={DEMO_VIDEO}"],
            ["experiment=tav_paper", f"data.video={DEMO_VIDEO}", f"metrics.scorer.pretrained={WEIGHTS}"],
-           ["model=single_file", f"model.source={DEMO_VIDEO.with_suffix('.safetensors')}"]]
+           ["model=single_file", f"model.source={DEMO_VIDEO.with_suffix('.safetensors')}"],
+           ["experiment=tav_paper", "speed=fast", f"data.video={DEMO_VIDEO}", f"metrics.scorer.pretrained={WEIGHTS}"],
+           ["experiment=tav_paper", "speed=memory", f"data.video={DEMO_VIDEO}",
+            f"metrics.scorer.pretrained={WEIGHTS}"]]
 
 
 @pytest.mark.parametrize("overrides", SHIPPED, ids=lambda o: " ".join(x.split("=")[0] for x in o) or "default")
@@ -124,6 +127,16 @@ def test_every_shipped_config_is_accepted(overrides, tmp_path):
     (tmp_path / "style.safetensors").write_bytes(b"")
     for name in ("train", "sweep"):
         validate(composed(*overrides, name=name))
+
+
+def test_a_speed_preset_applies_after_the_experiment():
+    """The official recipe checkpoints; speed=fast turns it off, speed=memory keeps it with the compiled blocks."""
+    assert composed("experiment=tav_paper").train.gradient_checkpointing
+    fast = composed("experiment=tav_paper", "speed=fast").train
+    memory = composed("experiment=tav_paper", "speed=memory").train
+    assert not fast.gradient_checkpointing and fast.compile
+    assert memory.gradient_checkpointing and memory.compile and memory.compile_mode == "regional"
+    assert memory.frozen_dtype == fast.frozen_dtype == "bf16"
 
 
 def test_missing_clip_weights_are_refused_before_any_model_loads():
