@@ -141,7 +141,7 @@ class ValidationConfig:
     guidance_scale: float = knob(12.5, GUIDANCE)
     noise_mix: float = knob(0.0, between(0, 1))
     invert_once: bool = False
-    batch_size: int = knob(1, at_least(0))  # 0: as many clips as fit in free GPU memory, at most 8
+    batch_size: int = knob(1, at_least(0))  # 0: as many clips as fit in free GPU memory, at most 8 (and a preview's)
     preview_steps: int = knob(0, at_least(0))  # 0: every validation renders the full panel
     preview_seeds: int = knob(1, at_least(1))
     keep_best_k: int = knob(2, at_least(1))

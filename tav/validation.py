@@ -177,12 +177,17 @@ class Validator:
                 yield index, seed, frames
 
     def _batch_size(self, device: torch.device) -> int:
-        """The configured batch size; for 0 (auto), what the first inversion's memory says fits on the GPU."""
-        if self.settings.batch_size > 0:
-            return self.settings.batch_size
-        if device.type != "cuda":
-            return CPU_AUTO_BATCH
-        return min(self._clips_per_batch or 1, GPU_AUTO_BATCH_MAX)
+        """The configured batch size; for 0 (auto), what the first inversion's memory says fits on the GPU, and
+        with previews no more than a preview's clips: the full panel (a multiple of them) then renders in batches
+        of the previews' shape, so a compiled sampler compiles once (one batch shape took 60 s to compile on a
+        cold start, analysis/PERF.md round 5); batches of 4, 8 and 16 clips rendered equally fast per clip."""
+        s = self.settings
+        if s.batch_size > 0:
+            return s.batch_size
+        fits = CPU_AUTO_BATCH if device.type != "cuda" else min(self._clips_per_batch or 1, GPU_AUTO_BATCH_MAX)
+        if s.preview_steps:
+            return min(fits, len(s.prompts) * len(self.seeds[:s.preview_seeds]))
+        return fits
 
     def __call__(self, step: int, video_unet: VideoUNet, preview: bool = False, kind: str | None = None
                  ) -> ValidationEvent:

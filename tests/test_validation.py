@@ -108,3 +108,19 @@ def test_the_auto_batch_takes_what_fits_up_to_its_cap(tiny_model, tmp_path):
     assert validator._batch_size(cuda) == 3
     validator._clips_per_batch = 24  # a large card: bigger batches render slower per clip
     assert validator._batch_size(cuda) == GPU_AUTO_BATCH_MAX == 8
+
+
+def test_with_previews_the_full_panel_renders_in_batches_of_the_previews_shape(tiny_model, tmp_path, monkeypatch):
+    """One batch shape in a run: a compiled sampler compiles once, not again for the full panel."""
+    validator = make_validator(tiny_model, tmp_path, batch_size=0, seeds=[0, 1, 2, 3], noise_mix=0.2,
+                               preview_steps=2)
+    batches = []
+    render = Validator.render
+    monkeypatch.setattr(Validator, "render", lambda self, unet, inverted, cells, steps=None: (
+        batches.append(len(cells)), render(self, unet, inverted, cells, steps))[1])
+    video = inflate_unet(tiny_model.unet)
+    validator(1, video, preview=True)
+    final = validator.finish(video)
+    assert len(final.clips) == 8 and batches == [2, 2, 2, 2, 2]  # 2 prompts x 1 seed, then 2 x 4 in 4 batches
+    validator._clips_per_batch = 1  # a card that holds one clip at a time still gets one clip per batch
+    assert validator._batch_size(torch.device("cuda")) == 1
