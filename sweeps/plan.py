@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from hydra.errors import HydraException
@@ -20,6 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 
 from sweeps.space import SearchSpace, parse_search_space, split_command_line, to_overrides
+from tav.config_schema import ConfigError, check_video
 
 # What decides how a clip is rendered and scored: fixed for a whole study, so its trials compare alike.
 PROTOCOL_KEYS = (
@@ -124,10 +124,10 @@ def check_runnable(cfg: DictConfig, where: Mapping[str, object]) -> None:
     if missing:
         raise ValueError(f"a trial {describe(where)}cannot run: {', '.join(missing)} is not set (???); "
                          f"set it on the command line, e.g. {missing[0]}=<value>")
-    video = cfg.data.get("video")
-    if video is not None and not Path(video).is_file():
-        raise ValueError(f"a trial {describe(where)}cannot run: data.video='{video}' is not a file; "
-                         "set data.video=<path to your clip>")
+    try:
+        check_video(cfg.data.get("video"))
+    except ConfigError as error:
+        raise ValueError(f"a trial {describe(where)}cannot run: {error}") from None
     from train import resolve_prompts
 
     try:

@@ -339,8 +339,8 @@ def _check_model(cfg: DictConfig) -> None:
                           f"{'/'.join(SINGLE_FILE_SUFFIXES)} file, a cached hub id, world or tiny")
 
 
-def _check_video(cfg: DictConfig) -> None:
-    video = cfg.data.video
+def check_video(video: str | None) -> None:
+    """Raise ConfigError unless `video` (data.video) is a file, or null for the demo clip."""
     if video is None:
         return
     path = Path(video).expanduser()
@@ -417,7 +417,7 @@ def check_writable(folder: str | Path, key: str) -> None:
 # Checks that read several keys or the machine; each runs only when none of its keys is searched.
 CROSS_CHECKS: list[tuple[tuple[str, ...], Callable[[DictConfig], None]]] = [
     (("model.source", "model.config"), _check_model),
-    (("data.video",), _check_video),
+    (("data.video",), lambda cfg: check_video(cfg.data.video)),
     (("train.frozen_dtype", "train.mixed_precision"), _check_precision),
     (("train.device",), _check_device),
     (("prompts.overlap", "validation.prompts"), _check_prompts),

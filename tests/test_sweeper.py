@@ -196,7 +196,7 @@ def test_every_shipped_experiment_and_search_space_compose_into_runnable_trials(
 
 
 @pytest.mark.parametrize("overrides, named", [
-    (["experiment=tav_paper"], "data.video='data/man-surfing.mp4' is not a file; set data.video="),
+    (["experiment=tav_paper"], "data.video=data/man-surfing.mp4 does not exist; set data.video="),
     (["data.video=tav/assets/demo.mp4", "experiment=tav_paper", "prompts.source_subject=woman"],
      "set prompts.source_subject"),
     (["model=single_file"], "model.source is not set (???); set it on the command line"),
