@@ -178,6 +178,18 @@ def bench_variant(variant: str, args: argparse.Namespace, vae, latents, text, fl
     return row
 
 
+def guided_step(video, latents, text, clips: int, dtype) -> Callable[[], None]:
+    """One guided sampling step of `clips` clips (unconditional and text halves in one batch)."""
+    batch = latents.expand(2 * clips, -1, -1, -1, -1)
+    embeddings = torch.cat([torch.zeros_like(text), text]).repeat_interleave(clips, 0)
+
+    def step():
+        with torch.no_grad(), torch.autocast(DEVICE, dtype=dtype):
+            video(batch, 500, embeddings)
+
+    return step
+
+
 def profile_step(variant: str, args: argparse.Namespace, latents, text) -> str:
     """The CUDA kernels of one step (after three timed ones), by total time: a guided sampling step of
     `--profile` clips, or with `--profile-train` a training step."""
@@ -190,20 +202,13 @@ def profile_step(variant: str, args: argparse.Namespace, latents, text) -> str:
         what = f"training step ({latents.shape[2]} frames)"
     else:
         video.eval()
-        clips = args.profile
-        batch = latents.expand(2 * clips, -1, -1, -1, -1)
-        embeddings = torch.cat([torch.zeros_like(text), text]).repeat_interleave(clips, 0)  # unconditional, then text
-
-        def step():
-            with torch.no_grad(), torch.autocast(DEVICE, dtype=dtype):
-                video(batch, 500, embeddings)
-
-        what = f"{clips} clips (guided: {2 * clips} x {latents.shape[2]} frames)"
+        step = guided_step(video, latents, text, args.profile, dtype)
+        what = f"{args.profile} clips (guided: {2 * args.profile} x {latents.shape[2]} frames)"
     seconds = timed(step, 3)[1]
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         step()
         torch.cuda.synchronize()
-    del video, trainable
+    del video, trainable, step
     release()
     header = f"{variant}, {what}, one step {statistics.median(seconds) * 1e3:.0f} ms (median of 3)"
     return header + "\n" + prof.key_averages().table(sort_by="cuda_time_total", row_limit=30, max_name_column_width=70)
