@@ -140,13 +140,8 @@ def count_flops(latents, text, dtype) -> dict:
     video, trainable = build(TrainSettings(mixed_precision="bf16"))
     train = flops_of(training_step(video, trainable, latents, text, dtype))
     video.eval()
-    empty = torch.zeros_like(text)
-
-    def guided_forward():
-        with torch.no_grad(), torch.autocast(DEVICE, dtype=dtype):
-            video(torch.cat([latents, latents]), 500, torch.cat([empty, text]))
-
-    return {"train_tflop": train / 1e12, "guided_step_tflop": flops_of(guided_forward) / 1e12}
+    guided = flops_of(guided_step(video, latents, text, 1, dtype))
+    return {"train_tflop": train / 1e12, "guided_step_tflop": guided / 1e12}
 
 
 def bench_variant(variant: str, args: argparse.Namespace, vae, latents, text, flops: dict, sample: bool) -> dict:

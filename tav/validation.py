@@ -124,6 +124,11 @@ class Validator:
         seeds = list(self.settings.seeds)
         return seeds[:1] if self.settings.noise_mix == 0 else seeds
 
+    @property
+    def preview_seed_list(self) -> list[int]:
+        """The seeds a preview renders: the panel's first `preview_seeds`."""
+        return self.seeds[:self.settings.preview_seeds]
+
     def checkpoint_dir(self, step: int) -> Path:
         return self.output_dir / "checkpoints" / f"step_{step:06d}"
 
@@ -186,7 +191,7 @@ class Validator:
             return s.batch_size
         fits = CPU_AUTO_BATCH if device.type != "cuda" else min(self._clips_per_batch or 1, GPU_AUTO_BATCH_MAX)
         if s.preview_steps:
-            return min(fits, len(s.prompts) * len(self.seeds[:s.preview_seeds]))
+            return min(fits, len(s.prompts) * len(self.preview_seed_list))
         return fits
 
     def __call__(self, step: int, video_unet: VideoUNet, preview: bool = False, kind: str | None = None
@@ -194,7 +199,7 @@ class Validator:
         """Render, save and score one validation at `step`: a preview, or the full panel."""
         s = self.settings
         steps = s.preview_steps if preview else None
-        seeds = self.seeds[:s.preview_seeds] if preview else self.seeds
+        seeds = self.preview_seed_list if preview else self.seeds
         event_kind = kind or ("preview" if preview else "full")
         was_training = video_unet.training
         video_unet.eval()
