@@ -5,14 +5,16 @@
 
 Keys: prompt | prompts (default: the export's generation prompts), seed | seeds (default: the export's best
 seed), noise_mix, guidance_scale, sampling_steps, batch_size, fps (default: the export's validation settings),
-device (default: the export's train.device; auto picks cuda when there is one), out (default: <export>/renders).
+device (default: the export's train.device; auto picks cuda when there is one), out (default: <export>/renders),
+compile (default false; true compiles the UNet as the run did: worth it for a screen on the machine that trained
+with train.compile=true, whose compile cache holds the sampler's graphs for the validation's batch shape).
 Writes <out>/<prompt>_seed<seed>.mp4 and .gif, and beside them <prompt>_seed<seed>.json: the prompt, seed,
 render settings and the export it came from. The folder may also be a run's checkpoint folder
 (checkpoints/step_<n>/, which holds the same export.json render manifest).
 
 Finding a good seed (tav/seed_screen.py): screen=32 renders seeds 0-31 of each prompt with screen_steps DDIM
 steps (default 10), scores them with the run's metrics and renders the keep best (default 4) in full; every
-screened seed's scores go to <out>/screen.json, best first.
+screened seed's scores go to <out>/screen.json, best first, with the time each phase took.
 
     python generate.py exports/best prompt="a purple cube is rolling" screen=32 keep=4 noise_mix=0.2
 """
@@ -26,16 +28,16 @@ from pathlib import Path
 from omegaconf import OmegaConf
 from yaml import YAMLError
 
-from tav import export, seed_screen
+from tav import export, seed_screen, timing
 from tav.cli import check_weight_file, one_line
 from tav.config_schema import check_value, check_writable
-from tav.media import write_gif, write_mp4
+from tav.media import ClipWriter
 from tav.train import resolve_device
 from tav.world.models import TOY_WORLD_NOTE
 
 SCREEN_KEYS = ("screen", "screen_steps", "keep")
 SCREEN_MINIMUM = {"screen": 2, "screen_steps": 1, "keep": 1}  # a screen ranks at least two seeds
-KEYS = ("prompt", "prompts", "seed", "seeds", *export.RENDER_KEYS, "device", "out", *SCREEN_KEYS)
+KEYS = ("prompt", "prompts", "seed", "seeds", *export.RENDER_KEYS, "device", "out", "compile", *SCREEN_KEYS)
 
 
 def parse(argv: list[str]) -> tuple[Path, dict]:
@@ -61,31 +63,46 @@ def generate(folder: Path, options: dict) -> list[Path]:
     out_dir = Path(options.get("out", folder / "renders"))
     fps = settings.get("fps", manifest["render"]["fps"])
     screening = "screen" in options
+    timer = timing.for_device(device)
     if screening:  # what can be refused is refused before the model loads
         seed_screen.check_noise_mix(settings.get("noise_mix", manifest["render"]["noise_mix"]))
         config = seed_screen.run_config(folder)
-        scoring = seed_screen.clip_scoring(config, str(device))
-    renderer = export.Renderer(loaded, device)
+        with timer.phase("load_scorer"):
+            scoring = seed_screen.clip_scoring(config, str(device))
+    renderer = export.Renderer(loaded, device, options.get("compile", False), timer)
+    out_dir.mkdir(parents=True, exist_ok=True)
     screened: dict[tuple[str, int], dict] = {}
     if screening:
         steps, keep = options.get("screen_steps", 10), options.get("keep", 4)
-        ranked = seed_screen.screen(renderer, prompts, range(options["screen"]), steps, settings, scoring)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        record = seed_screen.as_record(ranked, steps, keep, notes(manifest, config))
-        (out_dir / "screen.json").write_text(json.dumps(record, indent=2))
+
+        def timed_scoring(frames, prompt: str) -> dict[str, float]:
+            with timer.phase("scoring"):
+                return scoring(frames, prompt)
+
+        ranked = seed_screen.screen(renderer, prompts, range(options["screen"]), steps, settings, timed_scoring, keep)
+        screen_json = out_dir / "screen.json"
+
+        def write_screen() -> None:
+            record = seed_screen.as_record(ranked, steps, keep, notes(manifest, config), timer.as_record())
+            screen_json.write_text(json.dumps(record, indent=2))
+
+        write_screen()  # the ranking is kept even if a full render fails
         screened = {(s.prompt, s.seed): {"steps": steps, "rank": rank + 1, "score": s.score}
                     for seeds_of_prompt in ranked.values() for rank, s in enumerate(seeds_of_prompt[:keep])}
         clips = [clip for prompt in prompts
-                 for clip in renderer([prompt], [s.seed for s in ranked[prompt][:keep]], settings)]
+                 for clip in renderer([prompt], [s.seed for s in ranked[prompt][:keep]], settings, batch_cap=keep)]
     else:
         clips = renderer(prompts, [int(s) for s in seeds], settings)
-    written = []
-    for clip in clips:
-        stem = export.clip_stem(out_dir, clip)
-        written.append(write_mp4(clip.frames, stem.with_suffix(".mp4"), fps))
-        write_gif(clip.frames, stem.with_suffix(".gif"), fps)
-        record = {**sidecar(loaded, clip, settings, device), "screen": screened.get((clip.prompt, clip.seed))}
-        stem.with_suffix(".json").write_text(json.dumps(record, indent=2))
+    written, writer = [], ClipWriter()
+    with timer.phase("writing"):  # mp4 and gif of every clip at once, on the writer's threads
+        for clip in clips:
+            stem = export.clip_stem(out_dir, clip)
+            written.append(writer.write(clip.frames, stem, fps)[0])
+            record = {**sidecar(loaded, clip, settings, device), "screen": screened.get((clip.prompt, clip.seed))}
+            stem.with_suffix(".json").write_text(json.dumps(record, indent=2))
+        writer.close()
+    if screening:
+        write_screen()
     return written
 
 
@@ -112,7 +129,8 @@ def sidecar(loaded: export.Export, clip: export.RenderedFrames, settings: dict, 
 
 # generate.py's keys -> the config keys whose rules they follow (tav/config_schema.py)
 SCHEMA_KEYS = {"prompt": "data.prompt", "prompts": "validation.prompts", "seed": "train.seed",
-               "seeds": "validation.seeds", **{k: f"validation.{k}" for k in export.RENDER_KEYS}, "device": "train.device"}
+               "seeds": "validation.seeds", **{k: f"validation.{k}" for k in export.RENDER_KEYS}, "device": "train.device",
+               "compile": "train.compile"}
 
 
 def check_options(folder: Path, options: dict) -> None:
@@ -122,6 +140,8 @@ def check_options(folder: Path, options: dict) -> None:
         value = options.get(key, least)
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise ValueError(f"{key}={value} must be a whole number >= {least} (e.g. screen=32 screen_steps=10 keep=4)")
+    if not isinstance(options.get("compile", False), bool):
+        raise ValueError(f"compile={options['compile']} must be true or false (e.g. compile=true)")
     if "screen" in options and ({"seed", "seeds"} & set(options)):
         raise ValueError("screen=N screens seeds 0..N-1 itself: drop seed/seeds, or drop screen to render given seeds")
     if ("screen_steps" in options or "keep" in options) and "screen" not in options:

@@ -16,7 +16,8 @@ phase split every run writes to its result.json (tav/timing.py) and adds what li
     python analysis/bench_sweep.py recipe --model /tmp/sd15 --video man-surfing.mp4 --label cold -- speed=fast
     python analysis/bench_sweep.py sweep --model /tmp/sd15 --video man-surfing.mp4 --trials 3 -- speed=fast
     python analysis/bench_sweep.py panel --model /tmp/sd15 --video man-surfing.mp4 --seeds 32 -- speed=fast
-    python analysis/bench_sweep.py screen --model /tmp/sd15 --video man-surfing.mp4 --seeds 32 -- speed=fast
+    python analysis/bench_sweep.py screen --model /tmp/sd15 --video man-surfing.mp4 --seeds 32 --render compile=true \
+        -- speed=fast
 
 Every case appends one JSON line to --out (default analysis/results/bench_sweep.jsonl) and prints a table row.
 `--model tiny` runs the same commands on the tiny preset (a CPU smoke test of this script).
@@ -55,7 +56,7 @@ def split(timings: dict) -> dict[str, float]:
         elif name in ("inversion", "sampling", "decode"):
             out["compile"] += t["warmup"]
             out[name] += t["seconds"] - t["warmup"]
-        elif name == "callback:MetricsCallback":
+        elif name in ("callback:MetricsCallback", "scoring"):
             out["scoring"] += t["seconds"]
         elif name.startswith("callback:"):
             out["tracking"] += t["seconds"]
@@ -134,21 +135,27 @@ def panel(args: argparse.Namespace, work: Path) -> dict:
 
 def screen(args: argparse.Namespace, work: Path) -> dict:
     """A seed screen of one checkpoint: `generate.py <checkpoint> screen=N keep=4` (N seeds in 10 DDIM steps, the 4
-    best in full), from a 1-step run's checkpoint; the time is generate.py's whole process, model load included."""
-    run_dir, out = work / f"screen-{args.label}", work / f"screen-{args.label}-renders"
+    best in full) plus --render options, from a 1-step run's checkpoint (made once per --work folder and reused,
+    so a second screen on one machine measures a warm compile cache); the time is generate.py's whole process,
+    model load included, split by screen.json's timings."""
+    run_dir, out = work / "screen-checkpoint", work / f"screen-{args.label}-renders"
     prompt = "a panda is surfing"
-    command = [sys.executable, "train.py", "experiment=tav_paper", *model_overrides(args), "train.max_steps=1",
-               "validation.every_n_steps=1", f"validation.prompts=['{prompt}']", "validation.seeds=[0]",
-               "validation.noise_mix=0.2", "validation.preview_steps=0", "validation.sampling_steps=2",
-               f"hydra.run.dir={run_dir}", *args.overrides]
-    run_command(command, work / f"screen-{args.label}-run.log")
+    if not list(run_dir.glob("checkpoints/step_*")):
+        command = [sys.executable, "train.py", "experiment=tav_paper", *model_overrides(args), "train.max_steps=1",
+                   "validation.every_n_steps=1", f"validation.prompts=['{prompt}']", "validation.seeds=[0]",
+                   "validation.noise_mix=0.2", "validation.preview_steps=0", "validation.sampling_steps=2",
+                   f"hydra.run.dir={run_dir}", *args.overrides]
+        run_command(command, work / "screen-checkpoint-run.log")
     checkpoint = next(run_dir.glob("checkpoints/step_*"))
     generate = [sys.executable, "generate.py", str(checkpoint), f"prompt={prompt}", f"screen={args.seeds}", "keep=4",
-                "sampling_steps=50", f"out={out}"]
+                "sampling_steps=50", f"out={out}", *args.render]
     wall = run_command(generate, work / f"screen-{args.label}.log")
     record = json.loads((out / "screen.json").read_text())
-    return {"wall_s": wall, "phases": {}, "seeds": args.seeds, "screen_steps": record["steps"],
-            "kept": record["kept"][prompt], "full_steps": 50}
+    phases = split(record["timings"])
+    phases["overhead"] = wall - sum(phases.values())
+    return {"wall_s": wall, "phases": phases, "render": args.render, "seeds": args.seeds,
+            "screen_steps": record["steps"], "kept": record["kept"][prompt], "full_steps": 50,
+            "timings": record["timings"]}
 
 
 def make_model(out: Path) -> None:
@@ -180,6 +187,7 @@ def main() -> None:
     parser.add_argument("--label", default="run", help="names the case's row and output folder")
     parser.add_argument("--trials", type=int, default=3, help="sweep: trials in the study")
     parser.add_argument("--seeds", type=int, default=32, help="panel, screen: generation seeds")
+    parser.add_argument("--render", nargs="*", default=[], help="screen: generate.py options, e.g. compile=true")
     parser.add_argument("--work", default="outputs/bench_sweep", help="folder for the runs' outputs and logs")
     parser.add_argument("--out", default=None, help="JSONL file to append the row to")
     argv = sys.argv[1:]

@@ -63,8 +63,8 @@ def main() -> None:
     scoring = seed_screen.clip_scoring(seed_screen.run_config(export_dir), "cpu")
     renderer = export.Renderer(loaded, device)
     prompts, seeds = loaded.manifest["prompts"], range(args.seeds)
-    screened = seed_screen.screen(renderer, prompts, seeds, args.screen_steps, {}, scoring)
-    full = seed_screen.screen(renderer, prompts, seeds, args.full_steps, {}, scoring)
+    screened = seed_screen.screen(renderer, prompts, seeds, args.screen_steps, {}, scoring, args.keep)
+    full = seed_screen.screen(renderer, prompts, seeds, args.full_steps, {}, scoring, args.keep)
     result = {"screen_steps": args.screen_steps, "full_steps": args.full_steps, "keep": args.keep,
               "checkpoint_step": loaded.manifest["step"], "noise_mix": loaded.manifest["render"]["noise_mix"],
               "prompts": {p: compare(screened[p], full[p], args.keep) for p in prompts}}

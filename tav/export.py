@@ -31,15 +31,16 @@ from typing import Mapping, Sequence
 import torch
 from diffusers import UNet2DConditionModel
 from omegaconf import OmegaConf
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from tav import pipeline
+from tav import pipeline, timing
 from tav.models import BaseModel, VideoUNet, inflate_unet, load_base_model, load_trainable, presets
 from tav.models.lora import add_lora
 from tav.models.style_lora import check_style_loras, file_sha256
 from tav.prompts import realised_config
 from tav.tracking import LOG_NAME, read_log, redact, redact_text
-from tav.train import DTYPES
+from tav.train import DTYPES, cast_weights, compile_unet
 from tav.validation import ValidationSettings, Validator, best_validation, prompt_slug, scores_by
 from tav.world import models as world_models
 from tav.world.models import TOY_WORLD_NOTE
@@ -50,6 +51,10 @@ TRAINABLE = "trainable.safetensors"
 INVERTED = "inverted_latents.safetensors"
 MERGED = "unet"
 RENDER_KEYS = ("noise_mix", "guidance_scale", "sampling_steps", "batch_size", "fps")  # generate's defaults
+# The run's speed settings (a render repeats its frozen weights' dtype, and its compile mode when asked to compile);
+# an export written before they were recorded renders with fp32 weights.
+SPEED_KEYS = ("frozen_dtype", "compile", "compile_mode")
+SPEED_DEFAULTS = {"frozen_dtype": "fp32", "compile": False, "compile_mode": "regional"}
 
 
 @dataclass
@@ -254,6 +259,7 @@ def render_manifest(config: Mapping, *, step: int, seeds: Sequence[int], random_
                       "seed": train["seed"], "parameters": parameters},
         "render": {k: validation[k] for k in RENDER_KEYS},
         "mixed_precision": train["mixed_precision"], "device": train["device"],
+        "speed": {k: train[k] for k in SPEED_KEYS},
     }
 
 
@@ -403,20 +409,36 @@ class RenderedFrames:
 
 class Renderer:
     """An export's tuned model, loaded once onto `device`, rendering (prompt, seed) cells exactly as the validation
-    hook did (Validator.render). Raises ValueError when the base model here differs from the export's."""
+    hook did (Validator.render): the tuned weights fp32, the others in the run's frozen dtype. `compile` compiles
+    the UNet as the run's training did (its compile_mode): on the machine that trained with train.compile=true,
+    the sampler's graphs then come from the compile cache when the batch shape is the validation's; elsewhere
+    they compile anew, which costs more than it saves for a few dozen clips (analysis/PERF.md round 6). `timer`
+    holds the time per phase. Raises ValueError when the base model here differs from the export's."""
 
-    def __init__(self, export: Export, device: torch.device):
+    def __init__(self, export: Export, device: torch.device, compile: bool = False,
+                 timer: timing.PhaseTimer | None = None):
         manifest = export.manifest
         check_base_model(manifest["base_model"])
-        self.export, self.device, self.model = export, device, load_reference_model(manifest["base_model"])
-        self.video_unet = tuned_unet(self.model, manifest, export.folder / TRAINABLE).to(device)
+        self.export, self.device, self.timer = export, device, timer or timing.for_device(device)
+        speed = {**SPEED_DEFAULTS, **manifest.get("speed", {})}
+        with self.timer.phase("load"):
+            self.model = load_reference_model(manifest["base_model"])
+            self.video_unet = tuned_unet(self.model, manifest, export.folder / TRAINABLE).to(device)
+        with safe_open(str(export.folder / TRAINABLE), "pt") as tuned_file:
+            tuned = set(tuned_file.keys())
         self.half = DTYPES.get(manifest["mixed_precision"])
+        frozen = DTYPES[speed["frozen_dtype"]] if self.half else torch.float32
+        cast_weights((p for name, p in self.video_unet.unet.named_parameters() if name not in tuned), frozen)
+        if compile:
+            compile_unet(self.video_unet, speed["compile_mode"])
         self.vae = self.model.vae.to(device, self.half).requires_grad_(False)
         self.text_encoder = self.model.text_encoder.to(device, self.half).requires_grad_(False)
         self.inverted = export.inverted_latents.to(device)
 
-    def __call__(self, prompts: Sequence[str], seeds: Sequence[int], settings: Mapping) -> list[RenderedFrames]:
-        """Every (prompt, seed); `settings` holds RENDER_KEYS (defaults: the export's)."""
+    def __call__(self, prompts: Sequence[str], seeds: Sequence[int], settings: Mapping,
+                 batch_cap: int | None = None) -> list[RenderedFrames]:
+        """Every (prompt, seed); `settings` holds RENDER_KEYS (defaults: the export's). With batch_size 0 (auto)
+        a batch holds at most `batch_cap` clips."""
         manifest, device = self.export.manifest, self.device
         # Encoded in one batch with the training prompt first, as the training loop does.
         embeddings = pipeline.encode_prompts(self.model.tokenizer, self.text_encoder,
@@ -425,7 +447,7 @@ class Renderer:
         autocast = partial(torch.autocast, device.type, dtype=self.half) if self.half else nullcontext
         validator = Validator(s, self.vae, self.inverted, torch.empty(0, dtype=torch.uint8), manifest["train_prompt"],
                               embeddings[2:], embeddings[1:2], self.model.scheduler_config, self.export.folder,
-                              self.model.random_weights, autocast=autocast)
+                              self.model.random_weights, autocast=autocast, timer=self.timer, batch_cap=batch_cap)
         if s.batch_size == 0:
             validator.size_batches(self.video_unet)
         return [RenderedFrames(prompts[index], seed, frames)

@@ -49,9 +49,13 @@ def check_noise_mix(noise_mix: float) -> None:
 
 
 def screen(renderer: Renderer, prompts: Sequence[str], seeds: Sequence[int], steps: int, settings: Mapping,
-           scoring: ClipScoring) -> dict[str, list[ScreenedSeed]]:
-    """Render every (prompt, seed) with `steps` DDIM steps (the other render settings as given) and rank them."""
-    return rank_seeds(renderer(prompts, seeds, {**settings, "sampling_steps": steps}), scoring)
+           scoring: ClipScoring, keep: int) -> dict[str, list[ScreenedSeed]]:
+    """Render every (prompt, seed) with `steps` DDIM steps (the other render settings as given) and rank them.
+
+    An automatic batch holds at most `keep` clips, so the screen and the full renders of the kept seeds share
+    one batch shape: a compiled sampler compiles once (sampling is compute-bound: batches of 4 clips and more
+    render equally fast per clip, analysis/PERF.md round 4)."""
+    return rank_seeds(renderer(prompts, seeds, {**settings, "sampling_steps": steps}, batch_cap=keep), scoring)
 
 
 def run_config(folder: Path) -> dict:
@@ -87,8 +91,10 @@ def clip_scoring(config: Mapping, device: str) -> ClipScoring:
     return scoring
 
 
-def as_record(ranked: Mapping[str, list[ScreenedSeed]], steps: int, keep: int, notes: Sequence[str] = ()) -> dict:
-    """screen.json: every screened seed per prompt, best first, and which were rendered in full."""
-    return {"steps": steps, "keep": keep, "notes": list(notes),
+def as_record(ranked: Mapping[str, list[ScreenedSeed]], steps: int, keep: int, notes: Sequence[str] = (),
+              timings: Mapping | None = None) -> dict:
+    """screen.json: every screened seed per prompt, best first, which were rendered in full, and where the
+    screen's time went (tav.timing's record: load, sampling, decode, scoring)."""
+    return {"steps": steps, "keep": keep, "notes": list(notes), "timings": dict(timings or {}),
             "prompts": {prompt: [asdict(s) for s in seeds] for prompt, seeds in ranked.items()},
             "kept": {prompt: [s.seed for s in seeds[:keep]] for prompt, seeds in ranked.items()}}

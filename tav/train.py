@@ -10,7 +10,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -111,24 +111,32 @@ def apply_speed_settings(video_unet: VideoUNet, settings: TrainSettings) -> None
     frozen = _frozen_dtype(settings.frozen_dtype, settings.mixed_precision)
     if settings.gradient_checkpointing:
         video_unet.unet.enable_gradient_checkpointing()
-    if frozen != torch.float32:
-        for parameter in video_unet.parameters():
-            if not parameter.requires_grad:
-                parameter.data = parameter.data.to(frozen)
+    cast_weights((p for p in video_unet.parameters() if not p.requires_grad), frozen)
     if settings.compile:
-        # Static shapes: training, inversion and guided sampling each compile once for their own batch size, where
-        # automatic dynamic shapes would re-trace symbolically on the second size (slow to compile). Each shape of
-        # each compiled region is one cache entry, so the limit must hold (regions x shapes x grad modes).
-        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-        if settings.compile_mode == "full":
-            # In place, so parameter names (and the saved checkpoints' keys) keep no `_orig_mod.` prefix.
-            video_unet.unet.compile(dynamic=False)
-        else:
-            # Regional compilation: the transformer blocks and resnets hold the video layers' eager overhead
-            # (sparse-causal gathers, temporal rearranges, FrameGroupNorm's transposes) and repeat, so compiling them
-            # alone skips the rest of the UNet's graph. UNet2DConditionModel declares no repeated blocks of its own.
-            video_unet.unet._repeated_blocks = REGIONAL_BLOCKS
-            video_unet.unet.compile_repeated_blocks(dynamic=False)
+        compile_unet(video_unet, settings.compile_mode)
+
+
+def cast_weights(parameters: Iterable[torch.nn.Parameter], dtype: torch.dtype) -> None:
+    for parameter in parameters:
+        if parameter.dtype != dtype:
+            parameter.data = parameter.data.to(dtype)
+
+
+def compile_unet(video_unet: VideoUNet, compile_mode: str) -> None:
+    """torch.compile the UNet in place, "regional" (its repeated blocks alone) or "full"."""
+    # Static shapes: training, inversion and guided sampling each compile once for their own batch size, where
+    # automatic dynamic shapes would re-trace symbolically on the second size (slow to compile). Each shape of
+    # each compiled region is one cache entry, so the limit must hold (regions x shapes x grad modes).
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+    if compile_mode == "full":
+        # In place, so parameter names (and the saved checkpoints' keys) keep no `_orig_mod.` prefix.
+        video_unet.unet.compile(dynamic=False)
+    else:
+        # Regional compilation: the transformer blocks and resnets hold the video layers' eager overhead
+        # (sparse-causal gathers, temporal rearranges, FrameGroupNorm's transposes) and repeat, so compiling them
+        # alone skips the rest of the UNet's graph. UNet2DConditionModel declares no repeated blocks of its own.
+        video_unet.unet._repeated_blocks = REGIONAL_BLOCKS
+        video_unet.unet.compile_repeated_blocks(dynamic=False)
 
 
 COMPILE_MODES = ("regional", "full")

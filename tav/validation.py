@@ -111,6 +111,7 @@ class Validator:
     scored: dict[int, float] = field(default_factory=dict)  # step -> score of checkpoints still on disk
     history: list[ValidationEvent] = field(default_factory=list)
     writer: ClipWriter = field(default_factory=ClipWriter)
+    batch_cap: int | None = None  # batch_size 0: at most this many clips a batch (a seed screen: its kept seeds')
     _inverted: dict[int, torch.Tensor] = field(default_factory=dict)  # inversion steps -> latents (invert_once)
     _clips_per_batch: int | None = None  # batch_size 0 on a GPU: measured at the first inversion
 
@@ -190,6 +191,8 @@ class Validator:
         if s.batch_size > 0:
             return s.batch_size
         fits = CPU_AUTO_BATCH if device.type != "cuda" else min(self._clips_per_batch or 1, GPU_AUTO_BATCH_MAX)
+        if self.batch_cap:
+            fits = min(fits, self.batch_cap)
         if s.preview_steps:
             return min(fits, len(s.prompts) * len(self.preview_seed_list))
         return fits

@@ -87,6 +87,7 @@ def test_a_seed_screen_ranks_every_seed_and_renders_the_best_in_full(study, tmp_
     assert [s["score"] for s in ranked] == sorted((s["score"] for s in ranked), reverse=True)
     assert record["kept"]["a cube"] == [s["seed"] for s in ranked[:2]]
     assert any("random weights" in note for note in record["notes"])  # the tiny model's scores say so
+    assert {"load", "sampling", "decode", "scoring", "writing"} <= set(record["timings"])  # where its time went
     written = [Path(line) for line in done.stdout.strip().splitlines() if line.endswith(".mp4")]
     assert [p.name for p in written] == [f"a-cube_seed{seed}.mp4" for seed in record["kept"]["a cube"]]
     assert json.loads(written[0].with_suffix(".json").read_text())["screen"]["rank"] == 1
@@ -96,7 +97,8 @@ def test_a_seed_screen_ranks_every_seed_and_renders_the_best_in_full(study, tmp_
     assert (tmp_path / "plain" / written[0].name).read_bytes() == written[0].read_bytes()
     for options, refusal in ((["screen=4", "noise_mix=0"], "noise_mix=0 starts every seed"),
                              (["screen=4", "seed=1"], "drop seed/seeds"), (["keep=2"], "add screen=N"),
-                             (["screen=1"], "screen=1 must be a whole number >= 2")):
+                             (["screen=1"], "screen=1 must be a whole number >= 2"),
+                             (["compile=maybe"], "compile=maybe must be true or false")):
         done = run_cli("generate.py", str(folder), "prompt=a cube", *options, f"out={tmp_path / 'refused'}")
         assert done.returncode == 1 and refusal in done.stderr and not (tmp_path / "refused").exists()
 
@@ -118,6 +120,28 @@ def test_a_runs_best_checkpoint_folder_renders_on_its_own(study, tmp_path):
     rendered = Path(done.stdout.strip().splitlines()[-1])
     validation = checkpoint.parents[1] / "samples" / checkpoint.name / rendered.name
     assert rendered.read_bytes() == validation.read_bytes()
+
+
+@pytest.mark.slow
+def test_a_renderer_repeats_the_runs_frozen_dtype_and_compiles_when_asked(study):
+    """Rendering as the run's validation did: untuned weights in its frozen dtype, tuned ones fp32; compiled as
+    the run's training compiled (its compile_mode) only when asked, since a cold compile outweighs a few clips."""
+    _, study = study
+    checkpoint = Path(complete(study)[-1].user_attrs["best_checkpoint"]).parent
+    loaded = export.load_export(checkpoint)
+    assert loaded.manifest["speed"] == {"frozen_dtype": "fp32", "compile": False, "compile_mode": "regional"}
+    loaded.manifest.update(mixed_precision="bf16",
+                           speed={"frozen_dtype": "bf16", "compile": True, "compile_mode": "regional"})
+    tuned = set(load_file(str(checkpoint / export.TRAINABLE)))
+    renderer = export.Renderer(loaded, torch.device("cpu"))
+    dtypes = {name: p.dtype for name, p in renderer.video_unet.unet.named_parameters()}
+    assert {dtypes[name] for name in tuned} == {torch.float32}
+    assert {dtype for name, dtype in dtypes.items() if name not in tuned} == {torch.bfloat16}
+    first_block = renderer.video_unet.unet.down_blocks[0].attentions[0].transformer_blocks[0]
+    assert first_block._compiled_call_impl is None  # the run compiled; the render compiles only when asked
+    compiled = export.Renderer(loaded, torch.device("cpu"), compile=True)
+    assert compiled.video_unet.unet.down_blocks[0].attentions[0].transformer_blocks[0]._compiled_call_impl is not None
+    assert "load" in renderer.timer.as_record()
 
 
 @pytest.mark.slow

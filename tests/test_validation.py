@@ -110,6 +110,19 @@ def test_the_auto_batch_takes_what_fits_up_to_its_cap(tiny_model, tmp_path):
     assert validator._batch_size(cuda) == GPU_AUTO_BATCH_MAX == 8
 
 
+def test_a_batch_cap_holds_the_auto_batch_but_not_a_set_one(tiny_model, tmp_path):
+    """A seed screen caps its batches at its kept seeds', so its screen and its full renders share one shape."""
+    validator = make_validator(tiny_model, tmp_path, batch_size=0)
+    validator.batch_cap = 4
+    cuda = torch.device("cuda")
+    validator._clips_per_batch = 24
+    assert validator._batch_size(cuda) == 4 and validator._batch_size(torch.device("cpu")) == 4
+    validator._clips_per_batch = 3  # what fits still bounds it
+    assert validator._batch_size(cuda) == 3
+    validator.settings.batch_size = 6  # a batch size the user set is theirs
+    assert validator._batch_size(cuda) == 6
+
+
 def test_with_previews_the_full_panel_renders_in_batches_of_the_previews_shape(tiny_model, tmp_path, monkeypatch):
     """One batch shape in a run: a compiled sampler compiles once, not again for the full panel."""
     validator = make_validator(tiny_model, tmp_path, batch_size=0, seeds=[0, 1, 2, 3], noise_mix=0.2,
