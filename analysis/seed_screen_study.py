@@ -7,6 +7,8 @@ correlation of the two renders' scores, whether the full render's best seed is a
 and the full-render score of the kept seeds against all seeds'. CPU, about 15 minutes at 32 seeds.
 
     python analysis/seed_screen_study.py --seeds 32 --screen-steps 10 --full-steps 50 --keep 4
+
+Anything after `--` goes to `train.py` as Hydra overrides (the tests run it CPU-sized with `train.max_steps=2`).
 """
 
 from __future__ import annotations
@@ -49,13 +51,17 @@ def main() -> None:
     parser.add_argument("--keep", type=int, default=4)
     parser.add_argument("--work", default="outputs/seed_screen_study")
     parser.add_argument("--out", default=str(ROOT / "analysis" / "results" / "seed_screen.json"))
-    args = parser.parse_args()
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:cut])
+    overrides = argv[cut + 1:]
 
     from tav import export, seed_screen
 
     work = Path(args.work).resolve()
     run_dir, export_dir = work / "run", work / "export"
-    subprocess.run([sys.executable, "train.py", "logger=none", f"hydra.run.dir={run_dir}"], cwd=ROOT, check=True)
+    subprocess.run([sys.executable, "train.py", "logger=none", f"hydra.run.dir={run_dir}", *overrides], cwd=ROOT,
+                   check=True)
     subprocess.run([sys.executable, "export.py", "--run", str(run_dir), "--out", str(export_dir), "--dtype", "fp32"],
                    cwd=ROOT, check=True)
     loaded = export.load_export(export_dir)
