@@ -73,20 +73,8 @@ def generate(folder: Path, options: dict) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     screened: dict[tuple[str, int], dict] = {}
     if screening:
-        steps, keep = options.get("screen_steps", 10), options.get("keep", 4)
-
-        def timed_scoring(frames, prompt: str) -> dict[str, float]:
-            with timer.phase("scoring"):
-                return scoring(frames, prompt)
-
-        ranked = seed_screen.screen(renderer, prompts, range(options["screen"]), steps, settings, timed_scoring, keep)
-        screen_json = out_dir / "screen.json"
-
-        def write_screen() -> None:
-            record = seed_screen.as_record(ranked, steps, keep, notes(manifest, config), timer.as_record())
-            screen_json.write_text(json.dumps(record, indent=2))
-
-        write_screen()  # the ranking is kept even if a full render fails
+        ranked, record = screen_seeds(renderer, prompts, options, settings, scoring, out_dir, notes(manifest, config))
+        steps, keep = record["steps"], record["keep"]
         screened = {(s.prompt, s.seed): {"steps": steps, "rank": rank + 1, "score": s.score}
                     for seeds_of_prompt in ranked.values() for rank, s in enumerate(seeds_of_prompt[:keep])}
         clips = [clip for prompt in prompts
@@ -98,12 +86,29 @@ def generate(folder: Path, options: dict) -> list[Path]:
         for clip in clips:
             stem = export.clip_stem(out_dir, clip)
             written.append(writer.write(clip.frames, stem, fps)[0])
-            record = {**sidecar(loaded, clip, settings, device), "screen": screened.get((clip.prompt, clip.seed))}
-            stem.with_suffix(".json").write_text(json.dumps(record, indent=2))
+            made_from = {**sidecar(loaded, clip, settings, device), "screen": screened.get((clip.prompt, clip.seed))}
+            stem.with_suffix(".json").write_text(json.dumps(made_from, indent=2))
         writer.close()
-    if screening:
-        write_screen()
+    if screening:  # again, with the full renders' time
+        (out_dir / "screen.json").write_text(json.dumps({**record, "timings": timer.as_record()}, indent=2))
     return written
+
+
+def screen_seeds(renderer: export.Renderer, prompts: list[str], options: dict, settings: dict,
+                 scoring: seed_screen.ClipScoring, out_dir: Path, said: list[str]
+                 ) -> tuple[dict[str, list[seed_screen.ScreenedSeed]], dict]:
+    """Screen seeds 0..screen-1 of every prompt and write <out>/screen.json at once (the ranking is kept even if
+    a full render fails); returns the ranking and screen.json's record."""
+    steps, keep, timer = options.get("screen_steps", 10), options.get("keep", 4), renderer.timer
+
+    def timed_scoring(frames, prompt: str) -> dict[str, float]:
+        with timer.phase("scoring"):
+            return scoring(frames, prompt)
+
+    ranked = seed_screen.screen(renderer, prompts, range(options["screen"]), steps, settings, timed_scoring, keep)
+    record = seed_screen.as_record(ranked, steps, keep, said, timer.as_record())
+    (out_dir / "screen.json").write_text(json.dumps(record, indent=2))
+    return ranked, record
 
 
 def notes(manifest: dict, config: dict) -> list[str]:
