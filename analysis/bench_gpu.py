@@ -91,6 +91,11 @@ def release() -> None:
     torch.cuda.empty_cache()
 
 
+def build_variant(variant: str, dtype: str):
+    """The UNet of a `+`-joined variant of OPTIONS (channels_last is applied outside TrainSettings)."""
+    return build(variant_settings(variant, dtype), "channels_last" in variant.split("+"))
+
+
 def build(settings: TrainSettings, channels_last: bool = False):
     """The inflated SD-1.5 UNet with the default trainable set and `settings`' speed options, on the GPU."""
     torch.manual_seed(0)
@@ -146,7 +151,7 @@ def count_flops(latents, text, dtype) -> dict:
 
 def bench_variant(variant: str, args: argparse.Namespace, vae, latents, text, flops: dict, sample: bool) -> dict:
     dtype = DTYPES[args.dtype]
-    video, trainable = build(variant_settings(variant, args.dtype), "channels_last" in variant.split("+"))
+    video, trainable = build_variant(variant, args.dtype)
     row = {"variant": variant, "frames": latents.shape[2]}
     torch.cuda.reset_peak_memory_stats()
     warmup, times = timed(training_step(video, trainable, latents, text, dtype), args.repeats)
@@ -191,7 +196,7 @@ def profile_step(variant: str, args: argparse.Namespace, latents, text) -> str:
     from torch.profiler import ProfilerActivity, profile
 
     dtype = DTYPES[args.dtype]
-    video, trainable = build(variant_settings(variant, args.dtype), "channels_last" in variant.split("+"))
+    video, trainable = build_variant(variant, args.dtype)
     if args.profile_train:
         step = training_step(video, trainable, latents, text, dtype)
         what = f"training step ({latents.shape[2]} frames)"

@@ -31,7 +31,6 @@ from typing import Mapping, Sequence
 import torch
 from diffusers import UNet2DConditionModel
 from omegaconf import OmegaConf
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from tav import pipeline, timing
@@ -54,7 +53,7 @@ RENDER_KEYS = ("noise_mix", "guidance_scale", "sampling_steps", "batch_size", "f
 # The run's speed settings (a render repeats its frozen weights' dtype, and its compile mode when asked to compile);
 # an export written before they were recorded renders with fp32 weights.
 SPEED_KEYS = ("frozen_dtype", "compile", "compile_mode")
-SPEED_DEFAULTS = {"frozen_dtype": "fp32", "compile": False, "compile_mode": "regional"}
+SPEED_DEFAULTS = {"frozen_dtype": "fp32", "compile_mode": "regional"}  # what a render reads of them
 
 
 @dataclass
@@ -379,12 +378,15 @@ def load_export(folder: Path) -> Export:
     return Export(folder, json.loads((folder / MANIFEST).read_text()))
 
 
-def tuned_unet(model: BaseModel, manifest: Mapping, trainable_path: Path) -> VideoUNet:
-    """The base model's UNet, inflated (and given LoRA adapters when tuned so), with the tuned weights loaded."""
+def tuned_unet(model: BaseModel, manifest: Mapping, trainable_path: Path,
+               frozen_dtype: torch.dtype = torch.float32) -> VideoUNet:
+    """The base model's UNet, inflated (and given LoRA adapters when tuned so), with the tuned weights loaded;
+    the weights it did not load (the frozen ones) in `frozen_dtype`."""
     video_unet = inflate_unet(model.unet)
     if manifest["trainable"]["lora_rank"] > 0:
         add_lora(video_unet, manifest["trainable"]["modules"], manifest["trainable"]["lora_rank"])
-    load_trainable(video_unet, trainable_path)
+    tuned = set(load_trainable(video_unet, trainable_path))
+    cast_weights((p for name, p in video_unet.unet.named_parameters() if name not in tuned), frozen_dtype)
     return video_unet.eval().requires_grad_(False)
 
 
@@ -421,14 +423,11 @@ class Renderer:
         check_base_model(manifest["base_model"])
         self.export, self.device, self.timer = export, device, timer or timing.for_device(device)
         speed = {**SPEED_DEFAULTS, **manifest.get("speed", {})}
-        with self.timer.phase("load"):
-            self.model = load_reference_model(manifest["base_model"])
-            self.video_unet = tuned_unet(self.model, manifest, export.folder / TRAINABLE).to(device)
-        with safe_open(str(export.folder / TRAINABLE), "pt") as tuned_file:
-            tuned = set(tuned_file.keys())
         self.half = DTYPES.get(manifest["mixed_precision"])
         frozen = DTYPES[speed["frozen_dtype"]] if self.half else torch.float32
-        cast_weights((p for name, p in self.video_unet.unet.named_parameters() if name not in tuned), frozen)
+        with self.timer.phase("load"):
+            self.model = load_reference_model(manifest["base_model"])
+            self.video_unet = tuned_unet(self.model, manifest, export.folder / TRAINABLE, frozen).to(device)
         if compile:
             compile_unet(self.video_unet, speed["compile_mode"])
         self.vae = self.model.vae.to(device, self.half).requires_grad_(False)
