@@ -12,6 +12,12 @@ measured in analysis/PERF.md round 1), `compile_regional` (train.compile_mode=re
 (train.gradient_checkpointing). Without `--variants` the flags name one variant.
 
     python analysis/bench_gpu.py --frames 24 --variants base,frozen_bf16,frozen_bf16+compile --out bench.json
+
+`--decode` times the VAE decoder instead (pipeline.decode_latents on one clip), a variant being a `+`-joined set
+of DECODE_OPTIONS (`chunk<N>`: frames a decoder call, 8 by default; `channels_last`; `cudnn_benchmark`;
+`compile`), with each variant's heaviest kernels for one call:
+
+    python analysis/bench_gpu.py --decode --frames 24 --variants chunk8,chunk24,chunk8+channels_last,chunk8+compile
 """
 
 from __future__ import annotations
@@ -22,10 +28,12 @@ import json
 import platform
 import statistics
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from diffusers import DDPMScheduler
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
 from tav import pipeline
@@ -244,6 +252,76 @@ def bench_attention(frames: int, size: int, dtype: torch.dtype) -> list[dict]:
     return rows
 
 
+DECODE_OPTIONS = ("chunk<N>", "channels_last", "cudnn_benchmark", "compile")
+
+
+class ByteCounter(TorchDispatchMode):
+    """Bytes each aten op reads and writes (its tensor arguments and results), summed: the traffic of an eager,
+    unfused run, which a fused (compiled) one can only lower."""
+
+    def __init__(self):
+        super().__init__()
+        self.total = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        self.total += sum(x.numel() * x.element_size() for x in tree_leaves((args, kwargs, out))
+                          if isinstance(x, torch.Tensor))
+        return out
+
+
+def decode_variant(variant: str, dtype: torch.dtype):
+    """The SD-1.5-shaped VAE with a `+`-joined variant of DECODE_OPTIONS applied, and its chunk (frames a call)."""
+    parts, chunk = variant.split("+"), 8
+    for part in parts:
+        if part.startswith("chunk") and part[5:].isdigit():
+            chunk = int(part[5:])
+        elif part not in DECODE_OPTIONS:
+            raise SystemExit(f"unknown decode variant part '{part}' in '{variant}'; use {'/'.join(DECODE_OPTIONS)} "
+                             "joined by +")
+    torch.manual_seed(0)
+    with torch.device(DEVICE):
+        vae = sd15_vae().to(dtype).requires_grad_(False)
+    if "channels_last" in parts:
+        vae.to(memory_format=torch.channels_last)
+    torch.backends.cudnn.benchmark = "cudnn_benchmark" in parts
+    if "compile" in parts:
+        vae.decoder.compile(dynamic=False)
+    return vae, chunk
+
+
+def bench_decode(variants: list[str], frames: int, size: int, dtype: torch.dtype, repeats: int) -> Iterator[dict]:
+    """Each variant decoding one clip of `frames` frames (pipeline.decode_latents, to uint8 on the host): ms a
+    frame, against the FLOPs and eager bytes of one frame counted on the base decoder; and its heaviest kernels."""
+    from torch.profiler import ProfilerActivity, profile
+
+    latents = torch.randn(1, 4, frames, size // 8, size // 8, device=DEVICE)
+    vae, _ = decode_variant("chunk1", dtype)
+    one = latents[:, :, :1]
+    flop = flops_of(lambda: pipeline.decode_latents(vae, one))
+    counter = ByteCounter()
+    with counter:
+        pipeline.decode_latents(vae, one)
+    del vae
+    for variant in variants:
+        vae, chunk = decode_variant(variant, dtype)
+        torch.cuda.reset_peak_memory_stats()
+        warmup, times = timed(lambda: pipeline.decode_latents(vae, latents, chunk), repeats)
+        frame_s = statistics.median(times) / frames
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            pipeline.decode_latents(vae, latents[:, :, :chunk], chunk)
+            torch.cuda.synchronize()
+        row = {"variant": variant, "frames": frames, "chunk": chunk, "frame_ms": frame_s * 1e3, "clip_s_all": times,
+               "warmup_s": warmup, "peak_gib": torch.cuda.max_memory_allocated() / 2 ** 30,
+               "frame_tflop": flop / 1e12, "tflops_per_s": flop / frame_s / 1e12,
+               "eager_frame_gb": counter.total / 1e9, "eager_gb_per_s": counter.total / frame_s / 1e9,
+               "kernels": prof.key_averages().table(sort_by="cuda_time_total", row_limit=15, max_name_column_width=70)}
+        torch.backends.cudnn.benchmark = False
+        del vae
+        release()
+        yield row
+
+
 def table(rows: list[dict]) -> str:
     base = {r["frames"]: r["train_step_ms"] for r in rows if r["variant"] == "base"}
     lines = ["| variant | frames | train step (ms) | speed-up | peak (GiB) | train TFLOP/s | train warm-up (s) "
@@ -278,7 +356,20 @@ def main() -> None:
     parser.add_argument("--profile-train", action="store_true", help="instead: profile one training step")
     parser.add_argument("--attention", action="store_true",
                         help="instead: time each SDPA backend on the sparse-causal attention at 64x64")
+    parser.add_argument("--decode", action="store_true",
+                        help="instead: time the VAE decoder on one clip of --frames[0] frames for each --variants "
+                             f"entry ({', '.join(DECODE_OPTIONS)} joined by +; default chunk8)")
     args = parser.parse_args()
+    if args.decode:
+        env, rows = {"device": torch.cuda.get_device_name(), "torch": torch.__version__}, []
+        for row in bench_decode((args.variants or "chunk8").split(","), args.frames[0], args.size,
+                                DTYPES[args.dtype], args.repeats):
+            print(row.pop("kernels"), json.dumps(row), sep="\n", flush=True)
+            rows.append(row)
+            if args.out:
+                with open(args.out, "w") as f:
+                    json.dump({"env": env, "rows": rows}, f, indent=2)
+        return
     if args.attention:
         for row in bench_attention(args.frames[0], args.size, DTYPES[args.dtype]):
             print(json.dumps(row), flush=True)

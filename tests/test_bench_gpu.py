@@ -1,0 +1,38 @@
+"""analysis/bench_gpu.py's decoder benchmark, CPU-sized (CUDA's clock and memory calls stood in for): each variant
+decodes the clip with its own chunk and layout, against one frame's counted FLOPs and bytes."""
+
+import pytest
+import torch
+import torch.profiler
+
+from analysis import bench_gpu
+
+
+@pytest.fixture
+def on_cpu(monkeypatch):
+    monkeypatch.setattr(bench_gpu, "DEVICE", "cpu")
+    for name, value in [("synchronize", None), ("reset_peak_memory_stats", None), ("max_memory_allocated", 0),
+                        ("empty_cache", None)]:
+        monkeypatch.setattr(torch.cuda, name, lambda *args, value=value: value)
+    cpu_profile = torch.profiler.profile
+    monkeypatch.setattr(torch.profiler, "profile",
+                        lambda activities=None, **kw: cpu_profile(activities=[torch.profiler.ProfilerActivity.CPU], **kw))
+
+
+def test_decode_variants_set_their_chunk_and_layout_and_count_one_frame(on_cpu):
+    rows = list(bench_gpu.bench_decode(["chunk2", "chunk3+channels_last"], frames=3, size=64, dtype=torch.bfloat16,
+                                       repeats=1))
+    assert [(r["variant"], r["chunk"]) for r in rows] == [("chunk2", 2), ("chunk3+channels_last", 3)]
+    flop = bench_gpu.flops_of(lambda: bench_gpu.decode_variant("chunk1", torch.bfloat16)[0].decode(
+        torch.randn(1, 4, 8, 8, dtype=torch.bfloat16)))
+    for row in rows:
+        assert row["frame_tflop"] == pytest.approx(flop / 1e12)
+        assert row["eager_frame_gb"] > 0 and row["frame_ms"] > 0 and "Name" in row["kernels"]
+    assert not torch.backends.cudnn.benchmark  # a variant's setting does not leak into the next benchmark
+
+
+def test_a_decode_variant_builds_as_named_and_an_unknown_part_stops_with_the_options(on_cpu):
+    vae, chunk = bench_gpu.decode_variant("chunk24+channels_last", torch.bfloat16)
+    assert chunk == 24 and vae.decoder.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    with pytest.raises(SystemExit, match="unknown decode variant part 'fp8'.*chunk<N>/channels_last"):
+        bench_gpu.decode_variant("chunk8+fp8", torch.bfloat16)
