@@ -13,8 +13,9 @@ render settings and the export it came from. The folder may also be a run's chec
 (checkpoints/step_<n>/, which holds the same export.json render manifest).
 
 Finding a good seed (tav/seed_screen.py): screen=32 renders seeds 0-31 of each prompt with screen_steps DDIM
-steps (default 10), scores them with the run's metrics and renders the keep best (default 4) in full; every
-screened seed's scores go to <out>/screen.json, best first, with the time each phase took.
+steps (default 10), scores them with the run's metrics and renders the keep best (default 4) in full, and
+scores those full renders: the console lists them best first (the first path printed is the winner); every
+screened seed's scores and the full renders' go to <out>/screen.json, with the time each phase took.
 
     python generate.py exports/best prompt="a purple cube is rolling" screen=32 keep=4 noise_mix=0.2
 """
@@ -52,7 +53,7 @@ def parse(argv: list[str]) -> tuple[Path, dict]:
 
 def generate(folder: Path, options: dict) -> list[Path]:
     """Render every (prompt, seed) the options ask for, or the best seeds of a screen, and write each as mp4 and
-    gif; returns the mp4 paths."""
+    gif; returns the mp4 paths (after a screen: per prompt, best full render first)."""
     loaded = export.load_export(folder)
     manifest = loaded.manifest
     prompts = [options["prompt"]] if "prompt" in options else options.get("prompts", manifest["prompts"])
@@ -71,16 +72,17 @@ def generate(folder: Path, options: dict) -> list[Path]:
             scoring = seed_screen.clip_scoring(config, str(device))
     renderer = export.Renderer(loaded, device, options.get("compile", False), timer)
     out_dir.mkdir(parents=True, exist_ok=True)
-    screened: dict[tuple[str, int], dict] = {}
     if screening:
-        ranked, record = screen_seeds(renderer, prompts, options, settings, scoring, out_dir, notes(manifest, config))
-        steps, keep = record["steps"], record["keep"]
-        screened = {(s.prompt, s.seed): {"steps": steps, "rank": rank + 1, "score": s.score}
-                    for seeds_of_prompt in ranked.values() for rank, s in enumerate(seeds_of_prompt[:keep])}
-        clips = [clip for prompt in prompts
-                 for clip in renderer([prompt], [s.seed for s in ranked[prompt][:keep]], settings, batch_cap=keep)]
+        def timed_scoring(frames, prompt: str) -> dict[str, float]:
+            with timer.phase("scoring"):
+                return scoring(frames, prompt)
+
+        clips, record = screen_seeds(renderer, prompts, options, settings, timed_scoring, out_dir,
+                                     notes(manifest, config))
+        print(seed_screen.summary(record))
     else:
-        clips = renderer(prompts, [int(s) for s in seeds], settings)
+        clips, record = renderer(prompts, [int(s) for s in seeds], settings), None
+    screened = seed_screen.by_clip(record) if record else {}
     written, writer = [], ClipWriter()
     with timer.phase("writing"):  # mp4 and gif of every clip at once, on the writer's threads
         for clip in clips:
@@ -96,19 +98,21 @@ def generate(folder: Path, options: dict) -> list[Path]:
 
 def screen_seeds(renderer: export.Renderer, prompts: list[str], options: dict, settings: dict,
                  scoring: seed_screen.ClipScoring, out_dir: Path, said: list[str]
-                 ) -> tuple[dict[str, list[seed_screen.ScreenedSeed]], dict]:
+                 ) -> tuple[list[export.RenderedFrames], dict]:
     """Screen seeds 0..screen-1 of every prompt and write <out>/screen.json at once (the ranking is kept even if
-    a full render fails); returns the ranking and screen.json's record."""
-    steps, keep, timer = options.get("screen_steps", 10), options.get("keep", 4), renderer.timer
-
-    def timed_scoring(frames, prompt: str) -> dict[str, float]:
-        with timer.phase("scoring"):
-            return scoring(frames, prompt)
-
-    ranked = seed_screen.screen(renderer, prompts, range(options["screen"]), steps, settings, timed_scoring, keep)
-    record = seed_screen.as_record(ranked, steps, keep, said, timer.as_record())
+    a full render fails), then render the kept seeds in full and score them; returns those clips, per prompt
+    best first, and screen.json's record."""
+    steps, keep = options.get("screen_steps", 10), options.get("keep", 4)
+    ranked = seed_screen.screen(renderer, prompts, range(options["screen"]), steps, settings, scoring, keep)
+    record = seed_screen.as_record(ranked, steps, keep, said, renderer.timer.as_record())
     (out_dir / "screen.json").write_text(json.dumps(record, indent=2))
-    return ranked, record
+    clips = [clip for prompt in prompts
+             for clip in renderer([prompt], [s.seed for s in ranked[prompt][:keep]], settings, batch_cap=keep)]
+    # The screen names candidates; their full renders, scored the same way, name the winner.
+    full = seed_screen.rank_seeds(clips, scoring)
+    record.update(seed_screen.full_record(ranked, full))
+    by_seed = {(clip.prompt, clip.seed): clip for clip in clips}
+    return [by_seed[s.prompt, s.seed] for prompt in prompts for s in full[prompt]], record
 
 
 def notes(manifest: dict, config: dict) -> list[str]:

@@ -6,7 +6,8 @@ over 1.5 minutes at an H100's matmul ceiling before any overhead. A screen rende
 (10: a fifth of the arithmetic), scores each clip as validation does (the run's metrics and weights), and
 renders only the `keep` best seeds of each prompt in full. A coarse render ranks seeds roughly: the screen
 picks candidates, it does not name the winner (analysis/seed_screen_study.py measures on the toy world how
-often the full render's best seed is among them: analysis/results/seed_screen.json).
+often the full render's best seed is among them: analysis/results/seed_screen.json); the candidates' full
+renders, scored the same way, do (`full_record`).
 """
 
 from __future__ import annotations
@@ -98,3 +99,32 @@ def as_record(ranked: Mapping[str, list[ScreenedSeed]], steps: int, keep: int, n
     return {"steps": steps, "keep": keep, "notes": list(notes), "timings": dict(timings or {}),
             "prompts": {prompt: [asdict(s) for s in seeds] for prompt, seeds in ranked.items()},
             "kept": {prompt: [s.seed for s in seeds[:keep]] for prompt, seeds in ranked.items()}}
+
+
+def full_record(screened: Mapping[str, list[ScreenedSeed]], full: Mapping[str, list[ScreenedSeed]]) -> dict:
+    """screen.json's `full` (the kept seeds' full renders per prompt, best first, each beside its screen score and
+    rank) and `best` (the seed whose full render scored highest, per prompt)."""
+    ranks = {(s.prompt, s.seed): (rank + 1, s.score) for seeds in screened.values() for rank, s in enumerate(seeds)}
+    return {"full": {prompt: [{**asdict(s), "screen_rank": ranks[prompt, s.seed][0],
+                               "screen_score": ranks[prompt, s.seed][1]} for s in seeds]
+                     for prompt, seeds in full.items()},
+            "best": {prompt: seeds[0].seed for prompt, seeds in full.items()}}
+
+
+def by_clip(record: Mapping) -> dict[tuple[str, int], dict]:
+    """(prompt, seed) -> what the screen said of that kept seed, for its clip's sidecar file."""
+    return {(s["prompt"], s["seed"]): {"steps": record["steps"], "rank": s["screen_rank"], "score": s["screen_score"],
+                                       "full_rank": rank + 1, "full_score": s["score"]}
+            for seeds in record["full"].values() for rank, s in enumerate(seeds)}
+
+
+def summary(record: Mapping) -> str:
+    """What a screen found, per prompt: the kept seeds' full-render scores, best first, beside their screen's."""
+    lines = []
+    for prompt, seeds in record["full"].items():
+        screened = len(record["prompts"][prompt])
+        lines.append(f"{prompt}: {screened} seeds screened in {record['steps']} steps, the best {len(seeds)} "
+                     "rendered in full")
+        lines += [f"  seed {s['seed']:>4}: full {s['score']:.3f}  (screen {s['screen_score']:.3f}, "
+                  f"#{s['screen_rank']})" for s in seeds]
+    return "\n".join(lines)

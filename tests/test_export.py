@@ -88,9 +88,16 @@ def test_a_seed_screen_ranks_every_seed_and_renders_the_best_in_full(study, tmp_
     assert record["kept"]["a cube"] == [s["seed"] for s in ranked[:2]]
     assert any("random weights" in note for note in record["notes"])  # the tiny model's scores say so
     assert {"load", "sampling", "decode", "scoring", "writing"} <= set(record["timings"])  # where its time went
+    # the kept seeds' full renders are scored too, and listed best first: the first path is the winner
+    full = record["full"]["a cube"]
+    assert sorted(s["seed"] for s in full) == sorted(record["kept"]["a cube"]) and record["best"]["a cube"] == full[0]["seed"]
+    assert [s["score"] for s in full] == sorted((s["score"] for s in full), reverse=True)
+    assert [s["screen_rank"] for s in full] == [record["kept"]["a cube"].index(s["seed"]) + 1 for s in full]
     written = [Path(line) for line in done.stdout.strip().splitlines() if line.endswith(".mp4")]
-    assert [p.name for p in written] == [f"a-cube_seed{seed}.mp4" for seed in record["kept"]["a cube"]]
-    assert json.loads(written[0].with_suffix(".json").read_text())["screen"]["rank"] == 1
+    assert [p.name for p in written] == [f"a-cube_seed{s['seed']}.mp4" for s in full]
+    said = json.loads(written[0].with_suffix(".json").read_text())["screen"]
+    assert (said["full_rank"], said["full_score"], said["rank"]) == (1, full[0]["score"], full[0]["screen_rank"])
+    assert f"a cube: 4 seeds screened in 1 steps, the best 2 rendered in full\n  seed {full[0]['seed']:>4}: full" in done.stdout
     # the kept seeds are rendered in full: the same clip as rendering that seed without a screen
     done = run_cli("generate.py", str(folder), "prompt=a cube", f"seed={record['kept']['a cube'][0]}",
                    f"out={tmp_path / 'plain'}")
