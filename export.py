@@ -66,7 +66,8 @@ def choose(args: argparse.Namespace) -> export.Selection:
         weights = parse_weights(args.weighted)
         return select.select_trial(study, select.best_weighted(study, weights), f"weighted {weights}")
     weights = parse_weights(args.pareto)
-    return select.select_trial(study, select.best_pareto(study, weights), f"Pareto point, weights {weights or 'equal'}")
+    policy = "best trial" if len(study.directions) == 1 else f"Pareto point, weights {weights or 'equal'}"
+    return select.select_trial(study, select.best_pareto(study, weights), policy)
 
 
 def main(argv: list[str] | None = None) -> int:

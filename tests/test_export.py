@@ -164,6 +164,7 @@ def test_export_folder_layout_and_card(study, tmp_path):
     manifest = json.loads((folder / "export.json").read_text())
     assert manifest["base_model"]["hash"] == export.base_model_reference("tiny")["hash"]
     assert manifest["origin"]["trial"] in {t.number for t in study.best_trials}
+    assert manifest["origin"]["policy"] == "Pareto point, weights equal"  # a study of several objectives
     card = (folder / "README.md").read_text()
     for name, info in manifest["score_info"].items():
         assert info["definition"].replace("|", "\\|") in card and info["backbone"] in card, name

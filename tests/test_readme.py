@@ -10,6 +10,7 @@ generate lines that read it, in README order.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -118,7 +119,10 @@ def test_readme_line_runs(line, workdir):
         name = next((a.split("=", 1)[1] for a in argv if a.startswith("hydra.sweeper.study_name=")), "tav-demo")
         assert (workdir / "outputs" / "sweeps" / name / "sweep_summary.json").is_file()
     elif script == "export.py":
-        assert (workdir / argv[argv.index("--out") + 1] / "trainable.safetensors").is_file()
+        out = workdir / argv[argv.index("--out") + 1]
+        assert (out / "trainable.safetensors").is_file()
+        if "--storage" in argv:  # the demo's study has one objective: its best trial, not a "Pareto point"
+            assert json.loads((out / "export.json").read_text())["origin"]["policy"] == "best trial"
     elif script == "generate.py":
         assert list((workdir / argv[2] / "renders").glob("*.mp4"))
     elif script == "compare.py":
