@@ -196,8 +196,10 @@ def _link(target: Path | None, text: str, page_dir: Path) -> str:
 
 def trials_table(rows: list[dict], names: list[str], page_dir: Path) -> str:
     params = sorted({key for r in rows for key in r["params"]})
-    head = ["trial", "state", "Pareto", *names, "score", "best step", "best seed", "overlap", "prompts", *params,
-            "note", "links"]
+    # A single-objective study's objective is the best step's score: one column, not two of the same name.
+    score_column = "score" not in names
+    head = ["trial", "state", "Pareto", *names, *["score"] * score_column, "best step", "best seed", "overlap",
+            "prompts", *params, "note", "links"]
     body = []
     for r in sorted(rows, key=lambda r: (not r["pareto"], r["number"])):
         mark = " &dagger;" if r["random_weights"] else ""
@@ -210,7 +212,7 @@ def trials_table(rows: list[dict], names: list[str], page_dir: Path) -> str:
                             else f"W&amp;B <code>{html.escape(r['wandb_run_id'])}</code>")
         cells = [f"{r['number']}{' (baseline)' if r['baseline'] else ''}", r["state"], "&#9733;" if r["pareto"] else "",
                  *[_cell(r["values"].get(n)) + (mark if n in r["values"] else "") for n in names],
-                 _cell(r["score"]) + (mark if r["score"] is not None else ""), _cell(r["best_step"]),
+                 *[_cell(r["score"]) + (mark if r["score"] is not None else "")] * score_column, _cell(r["best_step"]),
                  _cell(r["best_seed"]), _cell(r["overlap"]), _cell(r["prompts"]),
                  *[_cell(r["params"].get(p)) for p in params], _cell(r["note"]), links]
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")

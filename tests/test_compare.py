@@ -42,6 +42,7 @@ def test_the_page_holds_the_table_clips_breakdowns_and_plots(report, study_stora
     assert table.count("<tr>") == 1 + len(study.trials)
     for column in ("Pareto", "text_alignment/mean", "prompts", "train.learning_rate", "prompts.overlap", "links"):
         assert f"<th>{column}</th>" in table
+    assert table.count("<th>score</th>") == 1  # the best step's weighted score, beside the objectives
     assert table.count("&#9733;") == len(study.best_trials)
     assert "a purple cube is rolling" in table  # the realised generation prompts
     assert table.count("/wandb/offline-run-") == len(study.trials)  # each trial links its offline W&B run

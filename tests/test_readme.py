@@ -126,4 +126,6 @@ def test_readme_line_runs(line, workdir):
     elif script == "generate.py":
         assert list((workdir / argv[2] / "renders").glob("*.mp4"))
     elif script == "compare.py":
-        assert (workdir / argv[argv.index("--out") + 1] / "index.html").is_file()
+        page = (workdir / argv[argv.index("--out") + 1] / "index.html").read_text()
+        trials = page[page.index("<table id='trials'>"):]
+        assert trials[:trials.index("</table>")].count("<th>score</th>") == 1  # the objective is the best score
