@@ -128,7 +128,7 @@ def plot_params(rows: list[dict], path: Path) -> Path:
     """One panel per searched parameter: complete trials at their best step, pruned ones at their last step."""
     params = sorted({key for r in rows for key in r["params"]})
     figure = Figure(figsize=(4 * max(len(params), 1), 3.5))
-    panels = figure.subplots(1, max(len(params), 1), squeeze=False)[0]
+    panels = figure.subplots(1, max(len(params), 1), squeeze=False, sharey=True)[0]
     for axes, param in zip(panels, params):
         for state, marker in (("complete", "o"), ("pruned", "x")):
             points = [r for r in rows if r["state"] == state and param in r["params"] and r["judged_score"] is not None]
@@ -139,8 +139,9 @@ def plot_params(rows: list[dict], path: Path) -> Path:
         if isinstance(next((r["params"][param] for r in rows if param in r["params"]), None), float) and \
                 param.endswith("learning_rate"):
             axes.set_xscale("log")
-        axes.set(xlabel=param, ylabel="score")
+        axes.set(xlabel=param)
         axes.legend(fontsize=7)
+    panels[0].set_ylabel("score")  # one shared axis: a label per panel ran into its left neighbour
     if not params:
         panels[0].text(0.5, 0.5, "no searched parameters", ha="center")
     return _finish(figure, panels[0], "Score against each searched parameter", any(r["random_weights"] for r in rows),
