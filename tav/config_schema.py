@@ -415,8 +415,21 @@ def check_writable(folder: str | Path, key: str) -> None:
 
 
 # Checks that read several keys or the machine; each runs only when none of its keys is searched.
+def _check_world_scoring(cfg: DictConfig) -> None:
+    """The toy world's scorer (its CLIP, its ground truth) knows only the toy world's clips."""
+    metrics = cfg.get("metrics")
+    if not metrics or cfg.model.source == "world":
+        return
+    if metrics.scorer.world_truth or metrics.scorer.model == "world":
+        raise ConfigError(f"metrics=world scores with the toy world's CLIP and ground truth, which say nothing of "
+                          f"model.source={cfg.model.source} (experiment=demo, the default, selects metrics=world); add "
+                          "experiment=tav_paper (the official recipe, metrics=default), or choose metrics=default "
+                          "(metrics=tiny for a CPU check)")
+
+
 CROSS_CHECKS: list[tuple[tuple[str, ...], Callable[[DictConfig], None]]] = [
     (("model.source", "model.config"), _check_model),
+    (("model.source", "metrics"), _check_world_scoring),
     (("data.video",), lambda cfg: check_video(cfg.data.video)),
     (("train.frozen_dtype", "train.mixed_precision"), _check_precision),
     (("train.device",), _check_device),

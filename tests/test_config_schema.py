@@ -73,6 +73,8 @@ REFUSED = [
     ("+metrics.score_weights.beauty=1", ["metrics.score_weights.beauty names no score", "text_alignment"]),
     ("+train.max_stepz=3", ["train.max_stepz is not a setting", "max_steps"]),
     ("model.source=/nowhere/style.safetensors", ["model.source=/nowhere/style.safetensors", "does not exist"]),
+    # the default experiment (the toy world's) scores with the world's ground truth, meaningless for another model
+    ("model=tiny", ["metrics=world", "model.source=tiny", "add experiment=tav_paper", "metrics=tiny for a CPU check"]),
 ]
 
 
@@ -110,11 +112,12 @@ def test_a_misspelled_key_is_refused_while_hydra_composes():
 
 # Files must exist (their content is checked on loading): CLIP weights and a single-file model are stand-ins.
 WEIGHTS = Path(__file__)
-SHIPPED = [[], ["logger=none"], ["~metrics"], ["model=sd14"], ["model=sd15"],
+REAL_CLIP = ["experiment=tav_paper", f"data.video={DEMO_VIDEO}", f"metrics.scorer.pretrained={WEIGHTS}"]
+SHIPPED = [[], ["logger=none"], ["~metrics"], [*REAL_CLIP, "model=sd14"], [*REAL_CLIP, "model=sd15"],
            ["metrics=default", f"metrics.scorer.pretrained={WEIGHTS}"],
            ["data=man_surfing", f"data.video={DEMO_VIDEO}"],
            ["experiment=tav_paper", f"data.video={DEMO_VIDEO}", f"metrics.scorer.pretrained={WEIGHTS}"],
-           ["model=single_file", f"model.source={DEMO_VIDEO.with_suffix('.safetensors')}"],
+           [*REAL_CLIP, "model=single_file", f"model.source={DEMO_VIDEO.with_suffix('.safetensors')}"],
            ["experiment=tav_paper", "speed=fast", f"data.video={DEMO_VIDEO}", f"metrics.scorer.pretrained={WEIGHTS}"],
            ["experiment=tav_paper", "speed=memory", f"data.video={DEMO_VIDEO}",
             f"metrics.scorer.pretrained={WEIGHTS}"]]

@@ -36,7 +36,7 @@ def test_single_file_with_style_lora_tunes_exports_and_renders_again_from_the_sa
     lora.parent.mkdir()
     write_diffusers_lora(lora)
     run_dir, cache = tmp_path / "run", tmp_path / "empty-hub-cache"
-    done = run_cli("train.py", "model=single_file", f"model.source={style}",
+    done = run_cli("train.py", "model=single_file", f"model.source={style}", "metrics=tiny",
                    f"model.style_loras=[{{path: {lora}, scale: 0.7}}]", f"hydra.run.dir={run_dir}", "logger=none",
                    "train.max_steps=2", "data.n_frames=4", "data.height=32", "data.width=32",
                    "validation.every_n_steps=2", "validation.inversion_steps=2", "validation.sampling_steps=2",
