@@ -38,6 +38,7 @@ from sweeps.space import SearchSpace, to_overrides
 from sweeps.study import FULL_PANEL, StudySpec, build_pruner, build_sampler, create_study, open_storage, storage_url
 from sweeps.summary import study_plots, summarize, summary_table
 from tav.config_schema import check_sweep
+from tav.prompts import overlap_levels, prompts_by_level
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +159,38 @@ class OptunaSweeper(Sweeper):
         return plan, {"values": protocol_of(first), "searched": searched, "note": note}
 
     def describe(self, plan: SweepPlan, protocol: dict) -> str:
-        return (f"searched {plan.grammar}; fixed by the search space {plan.space.fixed}; passed to every trial "
-                f"{plan.passthrough}; trial 0 fills {clip_to_space(self.baseline, plan.space)}; {protocol['note']}; "
-                "every searched choice composes and checks")
+        """The plan a dry run prints: the study, what is searched and passed on, trial 0, the prompts rendered."""
+        def words(values: dict) -> str:
+            return " ".join(f"{key}={value}" for key, value in values.items()) or "(none)"
+
+        lines = [f"study '{self.study_name}': {self.n_trials} trials, {self.n_workers} worker(s), in {self.sweep_dir}",
+                 "searched:", *[f"  {key}: {grammar}" for key, grammar in plan.grammar.items()],
+                 f"fixed by the search space: {words(plan.space.fixed)}",
+                 f"passed to every trial: {' '.join(plan.passthrough) or '(nothing)'}",
+                 f"trial 0 (the official recipe where searched): {words(clip_to_space(self.baseline, plan.space))}",
+                 *self._prompt_lines(plan, protocol["values"]),
+                 protocol["note"], "every searched choice composes and checks"]
+        return "\n".join(lines)
+
+    def _prompt_lines(self, plan: SweepPlan, values: dict) -> list[str]:
+        """What the trials render: the generation prompts at each overlap the study can reach."""
+        overlap = plan.space.distributions.get("prompts.overlap")
+        if overlap is None:
+            fixed = OmegaConf.select(self.config, "prompts.overlap", default=None)
+            if fixed is None:
+                return [f"prompts: validation.prompts as written: {' | '.join(values['validation.prompts'])}"]
+            overlaps = [fixed]
+        elif isinstance(overlap, optuna.distributions.CategoricalDistribution):
+            overlaps = list(overlap.choices)
+        else:
+            levels = overlap_levels(values["data.prompt"], values["prompts.source_subject"])
+            overlaps = [level for level in levels if overlap.low <= level <= overlap.high] or [overlap.low]
+        by_level = prompts_by_level(values["data.prompt"], overlaps, source_subject=values["prompts.source_subject"],
+                                    edit_subjects=values["prompts.edit_subjects"],
+                                    target_style=values["prompts.target_style"],
+                                    source_style=values["prompts.source_style"])
+        return [f"prompts: trained on '{values['data.prompt']}'; each overlap level renders:",
+                *[f"  overlap {round(level, 3)!r}: {' | '.join(prompts)}" for level, prompts in by_level.items()]]
 
     def _loop(self, study: optuna.Study, storage, plan: SweepPlan, url: str, workers: list) -> list:
         coordinates = {"trial.storage": self.storage_as_configured or url, "trial.study_name": self.study_name,

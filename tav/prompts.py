@@ -257,6 +257,18 @@ def level_prompts(caption: str, *, source_subject: str, edit_subject: str, targe
             for level in overlap_levels(caption, source_subject)]
 
 
+def prompts_by_level(caption: str, overlaps: Sequence[float], *, source_subject: str, edit_subjects: Sequence[str],
+                     target_style: str = "", source_style: str = "") -> dict[float, list[str]]:
+    """The generation prompts (one per edit subject) each requested overlap renders, keyed by the caption level it
+    lands on, ascending: overlaps that land on one level render the same prompts."""
+    by_level: dict[float, list[str]] = {}
+    for overlap in overlaps:
+        pairs = [build_prompts(caption, overlap, source_subject=source_subject, edit_subject=subject,
+                               target_style=target_style, source_style=source_style) for subject in edit_subjects]
+        by_level[pairs[0].overlap_measured] = [pair.generation_prompt for pair in pairs]
+    return dict(sorted(by_level.items()))
+
+
 def search_choice(levels: Sequence[float]) -> str:
     """The levels as a search-space entry, rounded no further than keeps them apart: choice(0.0, 0.5, 1.0)."""
     for digits in range(2, 7):

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tav.data.demo import DEMO_PROMPT
-from tav.prompts import build_prompts, level_prompts, main, measure_overlap, overlap_levels, search_choice
+from tav.prompts import (build_prompts, level_prompts, main, measure_overlap, overlap_levels, prompts_by_level,
+                         search_choice)
 
 SURFING = dict(source_subject="man", edit_subject="astronaut", target_style="in clip art style")
 ROOT = Path(__file__).resolve().parents[1]
@@ -231,3 +232,10 @@ def test_the_readme_run_and_sweep_on_a_real_clip_pass_its_cpu_check(shared_video
     assert result["extra"]["train_prompt"] == "a man is surfing"
     trial = json.loads((tmp_path / "sweep_summary.json").read_text())["trials"][0]
     assert trial["state"] == "complete" and trial["params"]["prompts.overlap"] in (0.0, 1.0)
+
+
+def test_prompts_by_level_names_what_each_requested_overlap_renders_once_per_level():
+    by_level = prompts_by_level("a man is surfing", [1.0, 0.0, 0.9], source_subject="man",
+                                edit_subjects=["panda", "boy"], target_style="in clip art style")
+    assert by_level == {0.0: ["a panda in clip art style", "a boy in clip art style"],
+                        1.0: ["a panda is surfing in clip art style", "a boy is surfing in clip art style"]}

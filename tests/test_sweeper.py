@@ -222,6 +222,19 @@ def test_pruner_settings_are_checked_before_any_study(tmp_path):
     assert done.returncode == 1 and "hydra.sweeper.full_panel=sometimes is not one of" in done.stderr
 
 
+def test_a_dry_run_prints_the_plan_with_the_prompts_each_overlap_level_renders(tmp_path):
+    done = sweep(tmp_path, "hydra.sweeper.n_trials=9", "prompts.overlap=interval(0.4, 1.0)",
+                 "hydra.sweeper.dry_run=true")
+    plan = (done.stderr + done.stdout).split("dry run: ", 1)[1]
+    assert plan.startswith(f"study 'tav-demo': 9 trials, 1 worker(s), in {tmp_path}")
+    assert "\n  prompts.overlap: interval(0.4, 1.0)\n" in plan and "\ntrial 0 (the official recipe" in plan
+    # the caption's levels inside the searched range, each with its generation prompt (one per edit subject)
+    assert ("prompts: trained on 'a red ball is rolling left to right on the grass'; each overlap level renders:\n"
+            "  overlap 0.5: a cube is rolling left\n  overlap 0.75: a cube is rolling left to right\n"
+            "  overlap 1.0: a cube is rolling left to right on the grass\n") in plan
+    assert not (tmp_path / "study.db").exists()
+
+
 def test_a_comma_list_of_a_config_group_is_a_categorical_search_over_its_options():
     # + and ~ on a typed config: add or drop an entry of a mapping (the schema refuses keys no code reads)
     plan, protocol = planned("logger=none,wandb", "model=tiny", "+metrics.score_weights.flicker=1.0",
