@@ -414,7 +414,6 @@ def check_writable(folder: str | Path, key: str) -> None:
                           "writable folder")
 
 
-# Checks that read several keys or the machine; each runs only when none of its keys is searched.
 def _check_world_scoring(cfg: DictConfig) -> None:
     """The toy world's scorer (its CLIP, its ground truth) knows only the toy world's clips."""
     metrics = cfg.get("metrics")
@@ -427,6 +426,7 @@ def _check_world_scoring(cfg: DictConfig) -> None:
                           "(metrics=tiny for a CPU check)")
 
 
+# Checks that read several keys or the machine; each runs only when none of its keys is searched.
 CROSS_CHECKS: list[tuple[tuple[str, ...], Callable[[DictConfig], None]]] = [
     (("model.source", "model.config"), _check_model),
     (("model.source", "metrics"), _check_world_scoring),
