@@ -15,7 +15,8 @@ measured in analysis/PERF.md round 1), `compile_regional` (train.compile_mode=re
 
 `--decode` times the VAE decoder instead (pipeline.decode_latents on one clip), a variant being a `+`-joined set
 of DECODE_OPTIONS (`chunk<N>`: frames a decoder call, 8 by default; `channels_last`; `cudnn_benchmark`;
-`compile`), with each variant's heaviest kernels for one call:
+`compile`; `autocast`: under bf16/fp16 autocast, as validation decoded until analysis/PERF.md round 7), with each
+variant's heaviest kernels for one call:
 
     python analysis/bench_gpu.py --decode --frames 24 --variants chunk8,chunk24,chunk8+channels_last,chunk8+compile
 """
@@ -28,6 +29,8 @@ import json
 import platform
 import statistics
 import time
+from contextlib import nullcontext
+from functools import partial
 from typing import Callable, Iterator
 
 import torch
@@ -252,7 +255,7 @@ def bench_attention(frames: int, size: int, dtype: torch.dtype) -> list[dict]:
     return rows
 
 
-DECODE_OPTIONS = ("chunk<N>", "channels_last", "cudnn_benchmark", "compile")
+DECODE_OPTIONS = ("chunk<N>", "channels_last", "cudnn_benchmark", "compile", "autocast")
 
 
 class ByteCounter(TorchDispatchMode):
@@ -271,7 +274,8 @@ class ByteCounter(TorchDispatchMode):
 
 
 def decode_variant(variant: str, dtype: torch.dtype):
-    """The SD-1.5-shaped VAE with a `+`-joined variant of DECODE_OPTIONS applied, and its chunk (frames a call)."""
+    """The SD-1.5-shaped VAE with a `+`-joined variant of DECODE_OPTIONS applied, its chunk (frames a call) and
+    the context a call runs in."""
     parts, chunk = variant.split("+"), 8
     for part in parts:
         if part.startswith("chunk") and part[5:].isdigit():
@@ -287,7 +291,8 @@ def decode_variant(variant: str, dtype: torch.dtype):
     torch.backends.cudnn.benchmark = "cudnn_benchmark" in parts
     if "compile" in parts:
         vae.decoder.compile(dynamic=False)
-    return vae, chunk
+    context = partial(torch.autocast, DEVICE, dtype=dtype) if "autocast" in parts else nullcontext
+    return vae, chunk, context
 
 
 def bench_decode(variants: list[str], frames: int, size: int, dtype: torch.dtype, repeats: int) -> Iterator[dict]:
@@ -296,7 +301,7 @@ def bench_decode(variants: list[str], frames: int, size: int, dtype: torch.dtype
     from torch.profiler import ProfilerActivity, profile
 
     latents = torch.randn(1, 4, frames, size // 8, size // 8, device=DEVICE)
-    vae, _ = decode_variant("chunk1", dtype)
+    vae, _, _ = decode_variant("chunk1", dtype)
     one = latents[:, :, :1]
     flop = flops_of(lambda: pipeline.decode_latents(vae, one))
     counter = ByteCounter()
@@ -304,12 +309,17 @@ def bench_decode(variants: list[str], frames: int, size: int, dtype: torch.dtype
         pipeline.decode_latents(vae, one)
     del vae
     for variant in variants:
-        vae, chunk = decode_variant(variant, dtype)
+        vae, chunk, context = decode_variant(variant, dtype)
         torch.cuda.reset_peak_memory_stats()
-        warmup, times = timed(lambda: pipeline.decode_latents(vae, latents, chunk), repeats)
+
+        def decode(frames_to_decode: int = frames):
+            with context():
+                pipeline.decode_latents(vae, latents[:, :, :frames_to_decode], chunk)
+
+        warmup, times = timed(decode, repeats)
         frame_s = statistics.median(times) / frames
         with profile(activities=[ProfilerActivity.CUDA]) as prof:
-            pipeline.decode_latents(vae, latents[:, :, :chunk], chunk)
+            decode(chunk)
             torch.cuda.synchronize()
         row = {"variant": variant, "frames": frames, "chunk": chunk, "frame_ms": frame_s * 1e3, "clip_s_all": times,
                "warmup_s": warmup, "peak_gib": torch.cuda.max_memory_allocated() / 2 ** 30,

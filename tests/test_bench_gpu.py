@@ -20,9 +20,10 @@ def on_cpu(monkeypatch):
 
 
 def test_decode_variants_set_their_chunk_and_layout_and_count_one_frame(on_cpu):
-    rows = list(bench_gpu.bench_decode(["chunk2", "chunk3+channels_last"], frames=3, size=64, dtype=torch.bfloat16,
+    rows = list(bench_gpu.bench_decode(["chunk2", "chunk3+channels_last", "chunk3+autocast"], frames=3, size=64, dtype=torch.bfloat16,
                                        repeats=1))
-    assert [(r["variant"], r["chunk"]) for r in rows] == [("chunk2", 2), ("chunk3+channels_last", 3)]
+    assert [(r["variant"], r["chunk"]) for r in rows] == [("chunk2", 2), ("chunk3+channels_last", 3),
+                                                          ("chunk3+autocast", 3)]
     flop = bench_gpu.flops_of(lambda: bench_gpu.decode_variant("chunk1", torch.bfloat16)[0].decode(
         torch.randn(1, 4, 8, 8, dtype=torch.bfloat16)))
     for row in rows:
@@ -32,7 +33,11 @@ def test_decode_variants_set_their_chunk_and_layout_and_count_one_frame(on_cpu):
 
 
 def test_a_decode_variant_builds_as_named_and_an_unknown_part_stops_with_the_options(on_cpu):
-    vae, chunk = bench_gpu.decode_variant("chunk24+channels_last", torch.bfloat16)
+    vae, chunk, context = bench_gpu.decode_variant("chunk24+channels_last", torch.bfloat16)
     assert chunk == 24 and vae.decoder.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    with context():
+        assert not torch.is_autocast_enabled("cpu")
+    with bench_gpu.decode_variant("chunk8+autocast", torch.bfloat16)[2]():
+        assert torch.is_autocast_enabled("cpu")
     with pytest.raises(SystemExit, match="unknown decode variant part 'fp8'.*chunk<N>/channels_last"):
         bench_gpu.decode_variant("chunk8+fp8", torch.bfloat16)
