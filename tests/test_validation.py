@@ -43,6 +43,20 @@ def test_batched_and_one_by_one_rendering_agree(tiny_model, tmp_path):
         assert (a.frames.int() - b.frames.int()).abs().max() <= 1  # batching only changes float rounding
 
 
+def test_sampling_runs_under_the_runs_autocast_and_decoding_in_the_vaes_own_dtype(tiny_model, tmp_path, monkeypatch):
+    """Autocast runs GroupNorm in fp32, which made a bf16 decoder 1.3x slower on an H100 (analysis/PERF.md round 7)."""
+    validator = make_validator(tiny_model, tmp_path, seeds=[1], batch_size=2)
+    validator.autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16)
+    seen = []
+    unet_forward, decode = tiny_model.unet.forward, tiny_model.vae.decode
+    monkeypatch.setattr(tiny_model.unet, "forward",
+                        lambda *a, **kw: seen.append(("unet", torch.is_autocast_enabled("cpu"))) or unet_forward(*a, **kw))
+    monkeypatch.setattr(tiny_model.vae, "decode",
+                        lambda *a, **kw: seen.append(("vae", torch.is_autocast_enabled("cpu"))) or decode(*a, **kw))
+    event = validator(1, inflate_unet(tiny_model.unet))
+    assert len(event.clips) == 2 and {("unet", True), ("vae", False)} == set(seen)
+
+
 def test_scored_validation_keeps_the_best_k_checkpoints(tiny_model, tmp_path):
     scores = {1: 0.5, 2: 0.9, 3: 0.1, 4: 0.7}
     validator = make_validator(tiny_model, tmp_path, callbacks=[lambda e: scores[e.step]], keep_best_k=2,
