@@ -112,9 +112,9 @@ class OptunaSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> Any:
         try:
             plan, protocol = self.prepare(arguments)
-            # Searched ranges and fixed values against the schema; a real sweep also checks its settings, the
-            # files they name (weights, clip) and its folder, which a dry run leaves to the machine that runs it.
-            check_sweep(plan.space.distributions, plan.space.fixed, None if self.dry_run else self.config)
+            # Searched ranges, fixed values and the other settings against the schema; a real sweep also checks the
+            # weights they name, CUDA and its folder, which a dry run leaves to the machine that runs it.
+            check_sweep(plan.space.distributions, plan.space.fixed, self.config, machine=not self.dry_run)
             build_pruner(self.spec.pruner)
             if self.spec.full_panel not in FULL_PANEL:
                 raise ValueError(f"hydra.sweeper.full_panel={self.spec.full_panel} is not one of {list(FULL_PANEL)}")
@@ -169,7 +169,8 @@ class OptunaSweeper(Sweeper):
                  f"passed to every trial: {' '.join(plan.passthrough) or '(nothing)'}",
                  f"trial 0 (the official recipe where searched): {words(clip_to_space(self.baseline, plan.space))}",
                  *self._prompt_lines(plan, protocol["values"]),
-                 protocol["note"], "every searched choice composes and checks"]
+                 protocol["note"], "every searched choice composes and checks; the model's and the scorer's weights, "
+                 "CUDA and the sweep folder are checked where the sweep runs"]
         return "\n".join(lines)
 
     def _prompt_lines(self, plan: SweepPlan, values: dict) -> list[str]:

@@ -379,16 +379,6 @@ def _check_metrics(cfg: DictConfig) -> None:
     if not scorer.random_weights and not scorer.pretrained and scorer.model != "world":
         raise ConfigError("metrics.scorer.pretrained=null with random_weights=false; set metrics.scorer.pretrained "
                           "to an open_clip tag or a weights file, or metrics.scorer.random_weights=true")
-    if not scorer.random_weights and scorer.model != "world":  # missing CLIP weights would otherwise stop the run
-        from tav.metrics.backbone import find_weights
-
-        try:
-            find_weights(scorer.model, scorer.pretrained, scorer.cache_dir)
-        except FileNotFoundError as error:
-            raise ConfigError(str(error)) from None
-    if scorer.style_reference_dir is not None and not Path(scorer.style_reference_dir).expanduser().is_dir():
-        raise ConfigError(f"metrics.scorer.style_reference_dir={scorer.style_reference_dir} is not a folder; set it "
-                          "to a folder of target-style images, or null")
     unknown = sorted(set(metrics.score_weights) - set(SCORE_NAMES))
     if unknown:
         raise ConfigError(f"metrics.score_weights.{unknown[0]} names no score; metrics.score_weights takes weights "
@@ -401,6 +391,24 @@ def _check_metrics(cfg: DictConfig) -> None:
     if margins and scorer.style_reference_dir is None:
         raise ConfigError(f"metrics.score_weights weights {margins}, which need metrics.scorer.style_reference_dir; "
                           "set it to a folder of target-style images, or drop those weights")
+
+
+def _check_metrics_files(cfg: DictConfig) -> None:
+    """The scorer's CLIP weights and style references, where this machine should have them."""
+    metrics = cfg.get("metrics")
+    if not metrics:
+        return
+    scorer = metrics.scorer
+    if scorer.pretrained and not scorer.random_weights and scorer.model != "world":  # else the run would stop there
+        from tav.metrics.backbone import find_weights
+
+        try:
+            find_weights(scorer.model, scorer.pretrained, scorer.cache_dir)
+        except FileNotFoundError as error:
+            raise ConfigError(str(error)) from None
+    if scorer.style_reference_dir is not None and not Path(scorer.style_reference_dir).expanduser().is_dir():
+        raise ConfigError(f"metrics.scorer.style_reference_dir={scorer.style_reference_dir} is not a folder; set it "
+                          "to a folder of target-style images, or null")
 
 
 def check_writable(folder: str | Path, key: str) -> None:
@@ -426,15 +434,17 @@ def _check_world_scoring(cfg: DictConfig) -> None:
                           "(metrics=tiny for a CPU check)")
 
 
-# Checks that read several keys or the machine; each runs only when none of its keys is searched.
-CROSS_CHECKS: list[tuple[tuple[str, ...], Callable[[DictConfig], None]]] = [
-    (("model.source", "model.config"), _check_model),
-    (("model.source", "metrics"), _check_world_scoring),
-    (("data.video",), lambda cfg: check_video(cfg.data.video)),
-    (("train.frozen_dtype", "train.mixed_precision"), _check_precision),
-    (("train.device",), _check_device),
-    (("prompts.overlap", "validation.prompts"), _check_prompts),
-    (("metrics",), _check_metrics),
+# Checks that read several keys or the machine; each runs only when none of its keys is searched. The third field
+# says the check reads this machine (files, CUDA): a sweep's dry run, planned on one machine for another, skips those.
+CROSS_CHECKS: list[tuple[tuple[str, ...], Callable[[DictConfig], None], bool]] = [
+    (("model.source", "model.config"), _check_model, True),
+    (("model.source", "metrics"), _check_world_scoring, False),
+    (("data.video",), lambda cfg: check_video(cfg.data.video), True),
+    (("train.frozen_dtype", "train.mixed_precision"), _check_precision, False),
+    (("train.device",), _check_device, True),
+    (("prompts.overlap", "validation.prompts"), _check_prompts, False),
+    (("metrics",), _check_metrics, False),
+    (("metrics",), _check_metrics_files, True),
 ]
 
 
@@ -457,10 +467,11 @@ def _check_no_extra_keys(cfg: DictConfig, node: type = TavConfig, prefix: str = 
             _check_no_extra_keys(cfg, inner, f"{prefix}{key}.")
 
 
-def validate(cfg: DictConfig, searched: Collection[str] = ()) -> None:
+def validate(cfg: DictConfig, searched: Collection[str] = (), machine: bool = True) -> None:
     """Raise ConfigError (one line) for the first setting of the composed `cfg` that is not accepted.
 
-    Keys in `searched` are skipped: a sweep checks their ranges instead (check_value on each end)."""
+    Keys in `searched` are skipped: a sweep checks their ranges instead (check_value on each end). With
+    `machine=False` the checks that read this machine (the files named, CUDA) are skipped."""
     _check_no_extra_keys(cfg)
     groups = {key.split(".")[0] for key in searched}
     for key, setting in settings().items():
@@ -472,16 +483,16 @@ def validate(cfg: DictConfig, searched: Collection[str] = ()) -> None:
                 _check_model(cfg)
             raise ConfigError(f"{key} is not set (???); set {key}=<{accepted(key)}>")
         check_value(key, _get(cfg, key))
-    for keys, check in CROSS_CHECKS:
-        if not any(k in searched or k in groups for k in keys):
+    for keys, check, reads_machine in CROSS_CHECKS:
+        if (machine or not reads_machine) and not any(k in searched or k in groups for k in keys):
             check(cfg)
 
 
 def check_sweep(distributions: Mapping[str, Any], fixed: Mapping[str, str] | None = None,
-                config: DictConfig | None = None) -> None:
+                config: DictConfig | None = None, machine: bool = True) -> None:
     """Everything a sweep can check before its first trial; raises ConfigError (one line). The searched ranges'
     ends and choices and the fixed values against the schema; given the sweep's composed `config`, its other
-    settings (as `validate`) and its folder (hydra.sweep.dir)."""
+    settings (as `validate`) and, with `machine`, the files they name and its folder (hydra.sweep.dir)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     for key, distribution in distributions.items():
@@ -494,7 +505,7 @@ def check_sweep(distributions: Mapping[str, Any], fixed: Mapping[str, str] | Non
     for key, text in (fixed or {}).items():
         check_value(key, OverridesParser.create().parse_overrides([f"{key}={text}"])[0].value())
     if config is not None:
-        validate(config, searched=[*distributions, *(fixed or {})])
+        validate(config, searched=[*distributions, *(fixed or {})], machine=machine)
         sweep_dir = OmegaConf.select(config, "hydra.sweep.dir")
-        if sweep_dir:
+        if sweep_dir and machine:
             check_writable(sweep_dir, "hydra.sweep.dir")

@@ -235,6 +235,18 @@ def test_a_dry_run_prints_the_plan_with_the_prompts_each_overlap_level_renders(t
     assert not (tmp_path / "study.db").exists()
 
 
+def test_a_dry_run_refuses_what_the_sweep_would_and_leaves_the_weights_to_the_machine_that_runs_it(tmp_path):
+    refused = sweep(tmp_path, "model=tiny", "hydra.sweeper.dry_run=true", check=False)  # the toy world's scorer
+    assert refused.returncode == 1 and "metrics=world scores with the toy world's CLIP" in refused.stderr
+    elsewhere = ("model=tiny", "metrics=tiny", f"model.source={tmp_path}/sd15-on-the-gpu-machine")
+    planned_here = sweep(tmp_path, *elsewhere, "hydra.sweeper.dry_run=true")
+    plan = planned_here.stderr + planned_here.stdout
+    assert "every searched choice composes and checks; the model's and the scorer's weights" in plan
+    run_here = sweep(tmp_path, *elsewhere, check=False)
+    assert run_here.returncode == 1 and "sd15-on-the-gpu-machine does not exist" in run_here.stderr
+    assert not (tmp_path / "study.db").exists()
+
+
 def test_a_comma_list_of_a_config_group_is_a_categorical_search_over_its_options():
     # + and ~ on a typed config: add or drop an entry of a mapping (the schema refuses keys no code reads)
     plan, protocol = planned("logger=none,wandb", "model=tiny", "+metrics.score_weights.flicker=1.0",
