@@ -42,3 +42,21 @@ def test_frame_group_norm_on_one_frame_is_plain_groupnorm():
     norm = FrameGroupNorm.replacing(reference, FrameContext(num_frames=1))
     x = torch.randn(3, 4, 6, 6)
     torch.testing.assert_close(norm(x), reference(x))
+
+
+def test_frame_group_norm_renders_in_its_half_weights_dtype_and_trains_as_autocast_does():
+    reference = nn.GroupNorm(4, 8)
+    nn.init.normal_(reference.weight)
+    nn.init.normal_(reference.bias)
+    half = FrameGroupNorm.replacing(nn.GroupNorm(4, 8).to(torch.bfloat16), FrameContext(num_frames=3))
+    half.load_state_dict(reference.state_dict())
+    folded = torch.randn(6, 8, 5, 5)
+    expected = FrameGroupNorm.replacing(reference, FrameContext(num_frames=3))(folded)
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+        rendered = half(folded)
+    assert rendered.dtype == torch.bfloat16  # not autocast's fp32: half the bytes for what follows
+    torch.testing.assert_close(rendered.float(), expected, rtol=0.02, atol=0.05)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # with gradients: autocast's own rule, untouched
+        assert not half._renders_in_half(folded)
+    with torch.no_grad():  # without autocast there is no half dtype to render in
+        assert not half._renders_in_half(folded)

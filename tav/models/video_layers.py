@@ -105,7 +105,10 @@ def add_temporal_attention(block: nn.Module, frames: FrameContext) -> None:
 class FrameGroupNorm(nn.GroupNorm):
     """GroupNorm whose statistics span all frames of a clip, as the official model's 5-D GroupNorm.
 
-    A drop-in subclass: its parameters and state-dict keys are those of the GroupNorm it replaces.
+    A drop-in subclass: its parameters and state-dict keys are those of the GroupNorm it replaces. Rendering
+    (no gradients) with half weights under autocast, it normalises in the weights' dtype: autocast runs GroupNorm
+    in fp32, so its output, the SiLU after it and the convolution's input cast would move twice the bytes.
+    Training keeps autocast's fp32, as the official code does.
     """
 
     frames: FrameContext
@@ -120,9 +123,19 @@ class FrameGroupNorm(nn.GroupNorm):
         return new
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._renders_in_half(x):
+            with torch.autocast(x.device.type, enabled=False):
+                return self._normalise(x.to(self.weight.dtype))
+        return self._normalise(x)
+
+    def _renders_in_half(self, x: torch.Tensor) -> bool:
+        return (self.weight is not None and self.weight.dtype != torch.float32 and not torch.is_grad_enabled()
+                and torch.is_autocast_enabled(x.device.type))
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
         num_frames = self.frames.num_frames
         if num_frames == 1:
-            return super().forward(x)
+            return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
         batch_frames, channels, height, width = x.shape
         clip = x.view(batch_frames // num_frames, num_frames, channels, height, width).transpose(1, 2)
         out = F.group_norm(clip, self.num_groups, self.weight, self.bias, self.eps)
