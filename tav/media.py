@@ -8,6 +8,7 @@ from pathlib import Path
 import imageio.v2 as imageio
 import numpy as np
 import torch
+from PIL import Image
 
 
 def _as_numpy(frames: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -30,8 +31,19 @@ def write_mp4(frames: torch.Tensor | np.ndarray, path: Path, fps: int = 8) -> Pa
 
 
 def write_gif(frames: torch.Tensor | np.ndarray, path: Path, fps: int = 8) -> Path:
+    """Each frame on its own 256-colour palette, Floyd-Steinberg dithered, looping.
+
+    The palette comes from Pillow's fast octree rather than its default median cut (what imageio's GIF writer
+    uses): 0.33 s instead of 2.5 s for a 24-frame 512x512 clip on one core (analysis/bench_media.py), with the
+    dithering hiding the coarser palette's banding.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    imageio.mimwrite(path, list(_as_numpy(frames)), format="GIF", duration=1000 / fps, loop=0)
+    images = []
+    for frame in _as_numpy(frames):
+        image = Image.fromarray(frame)
+        palette = image.quantize(256, method=Image.Quantize.FASTOCTREE)
+        images.append(image.quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG))
+    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=1000 / fps, loop=0)
     return path
 
 
