@@ -1,8 +1,10 @@
+import pytest
 import torch
 from diffusers.models.attention_processor import Attention
 from torch import nn
 
-from tav.models.video_layers import FrameContext, FrameGroupNorm, SparseCausalAttnProcessor
+from tav.models.video_layers import (FrameContext, FrameGroupNorm, RenderGroupNorm, RenderLayerNorm,
+                                     SparseCausalAttnProcessor, renders_in_half)
 
 
 def test_sparse_causal_attention_matches_per_frame_reference():
@@ -44,19 +46,30 @@ def test_frame_group_norm_on_one_frame_is_plain_groupnorm():
     torch.testing.assert_close(norm(x), reference(x))
 
 
-def test_frame_group_norm_renders_in_its_half_weights_dtype_and_trains_as_autocast_does():
-    reference = nn.GroupNorm(4, 8)
+NORMS = {  # norm kind -> (a plain torch norm, its replacement, an input the norm takes)
+    "frame group norm": (lambda: nn.GroupNorm(4, 8), lambda n: FrameGroupNorm.replacing(n, FrameContext(num_frames=3)),
+                         (6, 8, 5, 5)),
+    "group norm": (lambda: nn.GroupNorm(4, 8), RenderGroupNorm.replacing, (6, 8, 5, 5)),
+    "layer norm": (lambda: nn.LayerNorm(8), RenderLayerNorm.replacing, (6, 25, 8)),
+}
+
+
+@pytest.mark.parametrize("kind", NORMS)
+def test_a_norm_renders_in_its_half_weights_dtype_and_trains_as_autocast_does(kind):
+    plain, replacing, shape = NORMS[kind]
+    reference = plain()
     nn.init.normal_(reference.weight)
     nn.init.normal_(reference.bias)
-    half = FrameGroupNorm.replacing(nn.GroupNorm(4, 8).to(torch.bfloat16), FrameContext(num_frames=3))
+    half = replacing(plain().to(torch.bfloat16))
     half.load_state_dict(reference.state_dict())
-    folded = torch.randn(6, 8, 5, 5)
-    expected = FrameGroupNorm.replacing(reference, FrameContext(num_frames=3))(folded)
+    x = torch.randn(shape)
+    expected = replacing(reference)(x)
     with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
-        rendered = half(folded)
+        rendered = half(x)
     assert rendered.dtype == torch.bfloat16  # not autocast's fp32: half the bytes for what follows
     torch.testing.assert_close(rendered.float(), expected, rtol=0.02, atol=0.05)
-    with torch.autocast("cpu", dtype=torch.bfloat16):  # with gradients: autocast's own rule, untouched
-        assert not half._renders_in_half(folded)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # with gradients: autocast's own rule (fp32 on CUDA)
+        assert not renders_in_half(half.weight, x)
     with torch.no_grad():  # without autocast there is no half dtype to render in
-        assert not half._renders_in_half(folded)
+        assert not renders_in_half(half.weight, x)
+    assert set(half.state_dict()) == set(reference.state_dict())

@@ -6,6 +6,7 @@ import torch
 from tav.models import DEFAULT_TRAINABLE, inflate_unet, load_trainable, save_trainable, select_trainable
 from tav.models.lora import add_lora
 from tav.models.presets import sd15_unet, tiny_unet
+from tav.models.video_layers import HalfRenderingNorm
 
 
 def image_unet_per_frame(unet, clip, t, text):
@@ -32,6 +33,26 @@ def test_single_frame_clip_equals_image_model():
     clip, text = torch.randn(2, 4, 1, 8, 8), torch.randn(2, 77, 32)
     torch.testing.assert_close(video(clip, 500, text), image_unet_per_frame(image, clip, 500, text),
                                rtol=1e-4, atol=1e-4)
+
+
+def test_every_norm_of_the_video_unet_renders_in_half_weights():
+    image = tiny_unet()
+    keys = set(image.state_dict())
+    video = inflate_unet(image)
+    norms = [m for m in video.modules() if isinstance(m, (torch.nn.GroupNorm, torch.nn.LayerNorm))]
+    assert norms and all(isinstance(m, HalfRenderingNorm) for m in norms)
+    assert keys <= set(video.unet.state_dict())  # the base model's weights load under their own names
+    clip, text = torch.randn(1, 4, 3, 8, 8), torch.randn(1, 77, 32)
+    with torch.no_grad():
+        full_precision = video(clip, 10, text)
+    video.to(torch.bfloat16)
+    out_dtypes = []
+    for norm in norms:
+        norm.register_forward_hook(lambda module, args, out: out_dtypes.append(out.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+        rendered = video(clip, 10, text)
+    assert out_dtypes == [torch.bfloat16] * len(norms)  # each norm ran once, in its weights' dtype
+    torch.testing.assert_close(rendered.float(), full_precision, rtol=0.05, atol=0.05)
 
 
 def test_temporal_attention_mixes_frames_once_trained():

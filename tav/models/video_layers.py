@@ -1,5 +1,5 @@
 """The layers that turn an image UNet into Tune-A-Video's video UNet, as diffusers attention processors,
-a norm subclass and a forward hook, so diffusers' own UNet runs unchanged.
+norm subclasses and a forward hook, so diffusers' own UNet runs unchanged.
 
 All of them work on frames folded into the batch, (batch * frames, ...), and read the frame count from a
 shared `FrameContext` that `VideoUNet.forward` sets before each call.
@@ -83,7 +83,7 @@ def new_temporal_modules(block: nn.Module) -> tuple[nn.LayerNorm, Attention]:
     """
     dim = block.norm1.normalized_shape[0]
     like = block.attn1.to_q.weight
-    norm_temp = nn.LayerNorm(dim).to(like.device, like.dtype)
+    norm_temp = RenderLayerNorm(dim).to(like.device, like.dtype)
     attn_temp = Attention(query_dim=dim, heads=block.attn1.heads, dim_head=dim // block.attn1.heads,
                           bias=False, out_bias=True).to(like.device, like.dtype)
     nn.init.zeros_(attn_temp.to_out[0].weight)
@@ -102,13 +102,62 @@ def add_temporal_attention(block: nn.Module, frames: FrameContext) -> None:
     block.register_forward_hook(TemporalResidual(frames))
 
 
-class FrameGroupNorm(nn.GroupNorm):
+def renders_in_half(weight: torch.Tensor | None, x: torch.Tensor) -> bool:
+    """Whether a norm with this weight is rendering (no gradients) with half weights under autocast."""
+    return (weight is not None and weight.dtype != torch.float32 and not torch.is_grad_enabled()
+            and torch.is_autocast_enabled(x.device.type))
+
+
+class HalfRenderingNorm:
+    """A norm that renders in its weights' half dtype. Autocast runs every norm in fp32, so its output, what
+    follows it and the next layer's input cast move two to four times the bytes; rendering with half weights
+    (no gradients), the norm normalises in their dtype instead (its statistics still accumulate in fp32).
+    Training keeps autocast's fp32, as the official code does. Subclasses give `_normalise`."""
+
+    weight: torch.Tensor | None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if renders_in_half(self.weight, x):
+            with torch.autocast(x.device.type, enabled=False):
+                return self._normalise(x.to(self.weight.dtype))
+        return self._normalise(x)
+
+
+class RenderLayerNorm(HalfRenderingNorm, nn.LayerNorm):
+    """nn.LayerNorm that renders in its half weights' dtype; same parameters and state-dict keys."""
+
+    @classmethod
+    def replacing(cls, norm: nn.LayerNorm) -> "RenderLayerNorm":
+        """A RenderLayerNorm that shares `norm`'s parameter tensors (no copy)."""
+        new = cls(norm.normalized_shape, eps=norm.eps, elementwise_affine=False)
+        new.weight, new.bias = norm.weight, norm.bias
+        new.elementwise_affine = norm.elementwise_affine
+        return new
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+
+class RenderGroupNorm(HalfRenderingNorm, nn.GroupNorm):
+    """nn.GroupNorm (per frame) that renders in its half weights' dtype; same parameters and state-dict keys."""
+
+    @classmethod
+    def replacing(cls, norm: nn.GroupNorm):
+        """An instance of `cls` that shares `norm`'s parameter tensors (no copy)."""
+        new = cls(norm.num_groups, norm.num_channels, eps=norm.eps, affine=False)
+        new.weight, new.bias = norm.weight, norm.bias
+        new.affine = norm.affine
+        return new
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+
+class FrameGroupNorm(RenderGroupNorm):
     """GroupNorm whose statistics span all frames of a clip, as the official model's 5-D GroupNorm.
 
-    A drop-in subclass: its parameters and state-dict keys are those of the GroupNorm it replaces. Rendering
-    (no gradients) with half weights under autocast, it normalises in the weights' dtype: autocast runs GroupNorm
-    in fp32, so its output, the SiLU after it and the convolution's input cast would move twice the bytes.
-    Training keeps autocast's fp32, as the official code does.
+    A drop-in subclass: its parameters and state-dict keys are those of the GroupNorm it replaces; it renders in
+    its half weights' dtype as every RenderGroupNorm.
     """
 
     frames: FrameContext
@@ -116,21 +165,9 @@ class FrameGroupNorm(nn.GroupNorm):
     @classmethod
     def replacing(cls, norm: nn.GroupNorm, frames: FrameContext) -> "FrameGroupNorm":
         """A FrameGroupNorm that shares `norm`'s parameter tensors (no copy)."""
-        new = cls(norm.num_groups, norm.num_channels, eps=norm.eps, affine=False)
-        new.weight, new.bias = norm.weight, norm.bias
-        new.affine = norm.affine
+        new = super().replacing(norm)
         new.frames = frames
         return new
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._renders_in_half(x):
-            with torch.autocast(x.device.type, enabled=False):
-                return self._normalise(x.to(self.weight.dtype))
-        return self._normalise(x)
-
-    def _renders_in_half(self, x: torch.Tensor) -> bool:
-        return (self.weight is not None and self.weight.dtype != torch.float32 and not torch.is_grad_enabled()
-                and torch.is_autocast_enabled(x.device.type))
 
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
         num_frames = self.frames.num_frames

@@ -16,8 +16,8 @@ from diffusers.models.resnet import ResnetBlock2D
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from tav.models.video_layers import (FrameContext, FrameGroupNorm, SparseCausalAttnProcessor, add_temporal_attention,
-                                     new_temporal_modules)
+from tav.models.video_layers import (FrameContext, FrameGroupNorm, RenderGroupNorm, RenderLayerNorm,
+                                     SparseCausalAttnProcessor, add_temporal_attention, new_temporal_modules)
 
 DEFAULT_TRAINABLE = ("attn1.to_q", "attn2.to_q", "attn_temp")
 INFLATED_MODULES = ("attn_temp", "norm_temp")  # modules inflation adds: no base model holds their weights
@@ -49,9 +49,11 @@ def inflate_unet(unet: UNet2DConditionModel) -> VideoUNet:
     - every transformer block gets a temporal self-attention after its feed-forward (zero-initialised);
     - the resnets' GroupNorms and the output GroupNorm share statistics across the frames of a clip, as
       the official 5-D GroupNorm does (the transformers' input GroupNorm stays per frame, as there);
-    - convolutions and cross-attention are unchanged (frames are folded into the batch).
+    - convolutions and cross-attention are unchanged (frames are folded into the batch);
+    - every norm renders in its weights' half dtype under autocast (video_layers.HalfRenderingNorm).
     """
     frames = FrameContext()
+    unet.conv_norm_out = FrameGroupNorm.replacing(unet.conv_norm_out, frames)
     for module in list(unet.modules()):
         if isinstance(module, BasicTransformerBlock):
             module.attn1.set_processor(SparseCausalAttnProcessor(frames))
@@ -59,7 +61,11 @@ def inflate_unet(unet: UNet2DConditionModel) -> VideoUNet:
         elif isinstance(module, ResnetBlock2D):
             module.norm1 = FrameGroupNorm.replacing(module.norm1, frames)
             module.norm2 = FrameGroupNorm.replacing(module.norm2, frames)
-    unet.conv_norm_out = FrameGroupNorm.replacing(unet.conv_norm_out, frames)
+        for name, child in list(module.named_children()):  # the transformers' own norms, per frame as before
+            if type(child) is nn.LayerNorm:
+                setattr(module, name, RenderLayerNorm.replacing(child))
+            elif type(child) is nn.GroupNorm:
+                setattr(module, name, RenderGroupNorm.replacing(child))
     return VideoUNet(unet, frames)
 
 
