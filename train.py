@@ -23,8 +23,8 @@ from tav.events import ValidationCallback
 from tav.models import load_base_model
 from tav.prompts import build_prompts, measure_overlap, overlap_levels, realised_config, search_choice
 from tav.timing import PhaseTimer, for_device
-from tav.train import (PreparedModel, StepCallback, TrainResult, TrainSettings, prepare, prepare_key, resolve_device,
-                       tune)
+from tav.train import (PreparedModel, StepCallback, TrainResult, TrainSettings, prepare, prepare_key, resolve_compile,
+                       resolve_device, tune)
 from tav.validation import ValidationSettings
 
 log = logging.getLogger("tav")
@@ -132,10 +132,12 @@ def run(cfg: DictConfig, callbacks: Sequence[ValidationCallback] = (), step_call
     """Load, tune and validate as `cfg` says; extra callbacks come from the caller (a trial, a logger)."""
     output_dir = Path(cfg.output_dir)
     train_prompt, generation_prompts, prompt_record = resolve_prompts(cfg)
-    settings = TrainSettings(**OmegaConf.to_container(cfg.train, resolve=True))
+    train = OmegaConf.to_container(cfg.train, resolve=True)
+    device = resolve_device(train["device"])
+    settings = TrainSettings(**{**train, "compile": resolve_compile(train["compile"], cfg.trial.number is not None,
+                                                                    device)})
     validation = ValidationSettings(**{**OmegaConf.to_container(cfg.validation, resolve=True),
                                        "prompts": generation_prompts})
-    device = resolve_device(settings.device)
     timer = for_device(device)
     with timer.phase("read_video"):
         frames = source_clip(cfg.data)

@@ -64,6 +64,8 @@ WORDS = Rule(lambda v: len(v) > 0 and all(str(x).strip() for x in v), "a non-emp
 SEEDS = Rule(lambda v: len(v) > 0 and all(x >= 0 for x in v), "a non-empty list of integers >= 0")
 PIXELS = Rule(lambda v: v >= 8 and v % 8 == 0, "a multiple of 8, at least 8 (pixels; the VAE works on 8x8 blocks)")
 GUIDANCE = Rule(lambda v: v >= 1, "a number >= 1 (exactly 1 turns classifier-free guidance off)")
+COMPILE = Rule(lambda v: isinstance(v, bool) or v == "auto",
+               "true, false or auto (auto: compiled in a sweep's trials, eager in a single run and on a CPU)")
 
 
 def _lr_scheduler(name: str) -> bool:
@@ -123,7 +125,7 @@ class TrainConfig:
     mixed_precision: str = knob("no", one_of("no", "fp16", "bf16"))
     gradient_checkpointing: bool = False
     frozen_dtype: str = knob("fp32", one_of("fp32", "bf16", "fp16"))
-    compile: bool = False
+    compile: Any = knob(False, COMPILE)  # bool or "auto": a type OmegaConf cannot say, so the rule checks it
     compile_mode: str = knob("regional", one_of("regional", "full"))
     seed: int = knob(33, at_least(0))
     trainable_modules: List[str] = knob(["attn1.to_q", "attn2.to_q", "attn_temp"], WORDS)

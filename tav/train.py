@@ -167,6 +167,15 @@ def resolve_device(device: str) -> torch.device:
     return torch.device("cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu")
 
 
+def resolve_compile(compile: bool | str, in_sweep: bool, device: torch.device) -> bool:
+    """train.compile "auto": compile in a sweep's trials, whose worker keeps the graphs for every later trial, and
+    not in a single run, where a cold compilation costs more than it saves (the official recipe on a fresh H100:
+    504 s compiled, 237 s of it compiling, against 314 s eager; analysis/PERF.md round 9), nor on a CPU."""
+    if compile == "auto":
+        return in_sweep and device.type == "cuda"
+    return bool(compile)
+
+
 # The settings that shape a prepared model; runs that agree on them can share one (a sweep worker's trials).
 PREPARE_KEYS = ("mixed_precision", "gradient_checkpointing", "frozen_dtype", "compile", "compile_mode",
                 "trainable_modules", "lora_rank", "device")

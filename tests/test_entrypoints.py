@@ -78,3 +78,27 @@ def test_the_second_run_in_a_process_reuses_the_prepared_model_and_matches_a_fre
     assert "load" not in second.timings and "prepare" not in second.timings
     assert second.losses == first.losses
     train._PREPARED.clear()
+
+
+class Prepared(Exception):
+    """Stops a run once its settings are resolved."""
+
+
+@pytest.mark.parametrize("trial, compiled", [(None, False), (0, True)])
+def test_speed_fast_compiles_a_sweeps_trial_on_a_gpu_but_not_a_single_run(tmp_path, monkeypatch, trial, compiled):
+    import torch
+
+    import train
+    from tav.timing import PhaseTimer
+
+    def stop(cfg, settings, timer):
+        raise Prepared(settings.compile)
+
+    monkeypatch.setattr(train, "resolve_device", lambda device: torch.device("cuda"))  # a GPU machine, as far as run()
+    monkeypatch.setattr(train, "for_device", lambda device: PhaseTimer())               # can tell, up to the model
+    monkeypatch.setattr(train, "prepared_model", stop)
+    number = "null" if trial is None else trial
+    cfg = composed("train", "speed=fast", "logger=none", f"output_dir={tmp_path}", f"trial.number={number}")
+    with pytest.raises(Prepared) as prepared:
+        train.run(cfg)
+    assert prepared.value.args[0] is compiled

@@ -5,7 +5,7 @@ import torch
 from accelerate.state import AcceleratorState
 
 from tav.models import load_base_model
-from tav.train import TrainSettings, resolve_device, tune
+from tav.train import TrainSettings, resolve_compile, resolve_device, tune
 from tav.validation import ValidationSettings
 
 FRAMES = torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
@@ -156,3 +156,11 @@ def test_progress_lines_when_the_console_is_not_a_terminal(tmp_path, capsys):
     quick(tmp_path, steps=4)
     err = capsys.readouterr().err
     assert "train 4/4 loss" in err and "eta" in err and "validation step 2 (full) 1/1" in err
+
+
+def test_compile_auto_compiles_a_sweeps_trials_on_a_gpu_and_nothing_else():
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert resolve_compile("auto", in_sweep=True, device=cuda)
+    assert not resolve_compile("auto", in_sweep=False, device=cuda)  # one cold run: compiling costs more than it saves
+    assert not resolve_compile("auto", in_sweep=True, device=cpu)
+    assert resolve_compile(True, in_sweep=False, device=cpu) and not resolve_compile(False, in_sweep=True, device=cuda)
