@@ -6,8 +6,9 @@
 Keys: prompt | prompts (default: the export's generation prompts), seed | seeds (default: the export's best
 seed), noise_mix, guidance_scale, sampling_steps, batch_size, fps (default: the export's validation settings),
 device (default: the export's train.device; auto picks cuda when there is one), out (default: <export>/renders),
-compile (default false; true compiles the UNet as the run did: worth it for a screen on the machine that trained
-with train.compile=true, whose compile cache holds the sampler's graphs for the validation's batch shape).
+compile (default false; true compiles the UNet as the run did: about even with eager for a 32-seed screen where a
+compiled run left the sampler's graphs in the compile cache, 150 s against 152 s on an H100, and slower on a
+fresh machine, 224 s).
 Writes <out>/<prompt>_seed<seed>.mp4 and .gif, and beside them <prompt>_seed<seed>.json: the prompt, seed,
 render settings and the export it came from. The folder may also be a run's checkpoint folder
 (checkpoints/step_<n>/, which holds the same export.json render manifest).

@@ -13,7 +13,9 @@ phase split every run writes to its result.json (tav/timing.py) and adds what li
   overhead    the rest of the wall time: process start, imports, Hydra, Optuna asks/tells, W&B init/finish, summary
 
     python analysis/bench_sweep.py make-model --model /tmp/sd15
-    python analysis/bench_sweep.py recipe --model /tmp/sd15 --video man-surfing.mp4 --label cold -- speed=fast
+    python analysis/bench_sweep.py recipe --model /tmp/sd15 --video man-surfing.mp4 --label typed -- speed=fast
+    python analysis/bench_sweep.py recipe --model /tmp/sd15 --video man-surfing.mp4 --label cold -- speed=fast \
+        train.compile=true     # a single run compiles only when told to (speed=fast: compile auto)
     python analysis/bench_sweep.py sweep --model /tmp/sd15 --video man-surfing.mp4 --trials 3 -- speed=fast
     python analysis/bench_sweep.py panel --model /tmp/sd15 --video man-surfing.mp4 --seeds 32 -- speed=fast
     python analysis/bench_sweep.py screen --model /tmp/sd15 --video man-surfing.mp4 --seeds 32 --render compile=true \
