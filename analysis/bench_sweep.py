@@ -35,6 +35,8 @@ import sys
 import time
 from pathlib import Path
 
+from analysis.overrides import split_overrides
+
 ROOT = Path(__file__).resolve().parents[1]
 OFFICIAL_PROMPTS = "['a panda is surfing','a boy, wearing a birthday hat, is surfing'," \
                    "'a raccoon is surfing, cartoon style','Iron Man is surfing in the desert']"
@@ -192,10 +194,9 @@ def main() -> None:
     parser.add_argument("--render", nargs="*", default=[], help="screen: generate.py options, e.g. compile=true")
     parser.add_argument("--work", default="outputs/bench_sweep", help="folder for the runs' outputs and logs")
     parser.add_argument("--out", default=None, help="JSONL file to append the row to")
-    argv = sys.argv[1:]
-    cut = argv.index("--") if "--" in argv else len(argv)
-    args = parser.parse_args(argv[:cut])
-    args.overrides = argv[cut + 1:]  # Hydra overrides for every command
+    own, overrides = split_overrides(sys.argv[1:])
+    args = parser.parse_args(own)
+    args.overrides = overrides  # Hydra overrides for every command
     if args.case == "make-model":
         make_model(Path(args.model))
         return

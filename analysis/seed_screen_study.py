@@ -22,6 +22,8 @@ from statistics import mean
 
 import torch
 
+from analysis.overrides import split_overrides
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -51,10 +53,8 @@ def main() -> None:
     parser.add_argument("--keep", type=int, default=4)
     parser.add_argument("--work", default="outputs/seed_screen_study")
     parser.add_argument("--out", default=str(ROOT / "analysis" / "results" / "seed_screen.json"))
-    argv = sys.argv[1:]
-    cut = argv.index("--") if "--" in argv else len(argv)
-    args = parser.parse_args(argv[:cut])
-    overrides = argv[cut + 1:]
+    own, overrides = split_overrides(sys.argv[1:])
+    args = parser.parse_args(own)
 
     from tav import export, seed_screen
 
