@@ -142,7 +142,7 @@ class RenderGroupNorm(HalfRenderingNorm, nn.GroupNorm):
     """nn.GroupNorm (per frame) that renders in its half weights' dtype; same parameters and state-dict keys."""
 
     @classmethod
-    def replacing(cls, norm: nn.GroupNorm):
+    def replacing(cls, norm: nn.GroupNorm) -> "RenderGroupNorm":
         """An instance of `cls` that shares `norm`'s parameter tensors (no copy)."""
         new = cls(norm.num_groups, norm.num_channels, eps=norm.eps, affine=False)
         new.weight, new.bias = norm.weight, norm.bias

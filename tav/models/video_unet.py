@@ -61,7 +61,7 @@ def inflate_unet(unet: UNet2DConditionModel) -> VideoUNet:
         elif isinstance(module, ResnetBlock2D):
             module.norm1 = FrameGroupNorm.replacing(module.norm1, frames)
             module.norm2 = FrameGroupNorm.replacing(module.norm2, frames)
-        for name, child in list(module.named_children()):  # the transformers' own norms, per frame as before
+        for name, child in list(module.named_children()):  # the transformers' LayerNorms and input GroupNorms
             if type(child) is nn.LayerNorm:
                 setattr(module, name, RenderLayerNorm.replacing(child))
             elif type(child) is nn.GroupNorm:
