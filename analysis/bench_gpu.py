@@ -219,10 +219,20 @@ def profile_step(variant: str, args: argparse.Namespace, latents, text) -> str:
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         step()
         torch.cuda.synchronize()
+    # Again with the CPU side: each kernel's time lands on the aten op that launched it, which names what an
+    # eager step spends its elementwise kernels on (copies, casts, gathers) where the kernel names do not.
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as by_op:
+        step()
+        torch.cuda.synchronize()
     del video, trainable, step
     release()
     header = f"{variant}, {what}, one step {statistics.median(seconds) * 1e3:.0f} ms (median of 3)"
-    return header + "\n" + prof.key_averages().table(sort_by="cuda_time_total", row_limit=30, max_name_column_width=70)
+    ops = [e for e in by_op.key_averages() if e.key.startswith("aten::")]
+    ops.sort(key=lambda e: e.device_time_total, reverse=True)
+    op_lines = [f"{e.key:<40} {e.device_time_total / 1e3:9.1f} ms {e.count:6d} calls" for e in ops[:30]]
+    return "\n".join([header, prof.key_averages().table(sort_by="cuda_time_total", row_limit=30,
+                                                        max_name_column_width=70),
+                      "CUDA time under each aten op (children included), one step:", *op_lines])
 
 
 def bench_attention(frames: int, size: int, dtype: torch.dtype) -> list[dict]:
