@@ -7,13 +7,14 @@ from tav.models.video_layers import (FrameContext, FrameGroupNorm, RenderGroupNo
                                      SparseCausalAttnProcessor, renders_in_half)
 
 
-def test_sparse_causal_attention_matches_per_frame_reference():
+def test_sparse_causal_attention_matches_per_frame_reference_forward_and_backward():
     frames = FrameContext(num_frames=4)
     attn = Attention(query_dim=16, heads=2, dim_head=8)
-    x = torch.randn(2 * 4, 5, 16)  # 2 clips of 4 frames, 5 tokens each
+    x = torch.randn(2 * 4, 5, 16, requires_grad=True)  # 2 clips of 4 frames, 5 tokens each
     out = SparseCausalAttnProcessor(frames)(attn, x)
 
     clips = x.view(2, 4, 5, 16)
+    expected = []
     for b in range(2):
         for i in range(4):
             context = torch.cat([clips[b, 0], clips[b, max(i - 1, 0)]])  # keys/values: frame 0 and frame i-1
@@ -21,8 +22,14 @@ def test_sparse_causal_attention_matches_per_frame_reference():
             k = attn.to_k(context).view(10, 2, 8).transpose(0, 1)
             v = attn.to_v(context).view(10, 2, 8).transpose(0, 1)
             weights = (q @ k.transpose(1, 2) / 8 ** 0.5).softmax(-1)
-            expected = attn.to_out[0]((weights @ v).transpose(0, 1).reshape(5, 16))
-            torch.testing.assert_close(out[b * 4 + i], expected, rtol=1e-5, atol=1e-5)
+            expected.append(attn.to_out[0]((weights @ v).transpose(0, 1).reshape(5, 16)))
+    expected = torch.stack(expected)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+
+    upstream = torch.randn_like(out)
+    grad, = torch.autograd.grad(out, x, upstream)
+    expected_grad, = torch.autograd.grad(expected, x, upstream)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-5, atol=1e-5)
 
 
 def test_frame_group_norm_shares_statistics_across_frames_like_5d_groupnorm():
@@ -31,10 +38,13 @@ def test_frame_group_norm_shares_statistics_across_frames_like_5d_groupnorm():
     nn.init.normal_(reference.weight)
     nn.init.normal_(reference.bias)
     norm = FrameGroupNorm.replacing(reference, frames)
-    clip = torch.randn(2, 8, 3, 5, 5)  # (batch, channels, frames, h, w) as the official model holds it
+    # (batch, channels, frames, h, w) as the official model holds it; frames of unlike means and spreads
+    clip = torch.randn(2, 8, 3, 5, 5) * torch.tensor([0.5, 1.0, 3.0]).view(1, 1, 3, 1, 1) + torch.randn(2, 8, 3, 1, 1)
     folded = clip.transpose(1, 2).reshape(6, 8, 5, 5)
     expected = reference(clip).transpose(1, 2).reshape(6, 8, 5, 5)
     torch.testing.assert_close(norm(folded), expected, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():  # the rendering path pools each frame's statistics instead of transposing
+        torch.testing.assert_close(norm(folded), expected, rtol=1e-5, atol=1e-5)
     assert norm.weight is reference.weight  # same parameters, same state-dict keys
     assert set(norm.state_dict()) == set(reference.state_dict())
 

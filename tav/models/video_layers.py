@@ -173,7 +173,33 @@ class FrameGroupNorm(RenderGroupNorm):
         num_frames = self.frames.num_frames
         if num_frames == 1:
             return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+        if not torch.is_grad_enabled():
+            return self._pooling_frame_statistics(x, num_frames)
         batch_frames, channels, height, width = x.shape
         clip = x.view(batch_frames // num_frames, num_frames, channels, height, width).transpose(1, 2)
         out = F.group_norm(clip, self.num_groups, self.weight, self.bias, self.eps)
         return out.transpose(1, 2).reshape(batch_frames, channels, height, width)
+
+    def _pooling_frame_statistics(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """The same norm without gradients, in the frames' own layout: each frame normalised by torch's GroupNorm
+        kernel, then one scale and shift per frame and channel that move it from its frame's statistics to its
+        clip's. The transposed path copies the activations to and from the clip's layout, two strided copies that
+        cost an eager guided step more than the norm itself (analysis/PERF.md round 10)."""
+        if torch.is_autocast_enabled(x.device.type):
+            x = x.float()  # what autocast does to a GroupNorm's input
+        batch_frames, channels = x.shape[:2]
+        groups, per_group = self.num_groups, self.num_channels // self.num_groups
+        # aten's native_group_norm: the one op that returns the mean and 1/std each frame was normalised with.
+        normed, mean, rstd = torch.native_group_norm(x, None, None, batch_frames, channels, x[0, 0].numel(), groups,
+                                                     self.eps)
+        mean, rstd = mean.float().view(-1, num_frames, groups), rstd.float().view(-1, num_frames, groups)
+        clip_mean = mean.mean(1, keepdim=True)
+        clip_var = (rstd.pow(-2) - self.eps + (mean - clip_mean).square()).mean(1, keepdim=True)
+        clip_rstd = (clip_var + self.eps).rsqrt()
+        # (x - clip mean) * clip rstd = normed * (clip rstd / rstd) + (mean - clip mean) * clip rstd
+        scale = (clip_rstd / rstd).repeat_interleave(per_group, dim=2)
+        shift = ((mean - clip_mean) * clip_rstd).repeat_interleave(per_group, dim=2)
+        if self.weight is not None:
+            scale, shift = scale * self.weight, shift * self.weight + self.bias
+        shape = (batch_frames, channels) + (1,) * (x.ndim - 2)
+        return torch.addcmul(shift.reshape(shape).to(x.dtype), normed, scale.reshape(shape).to(x.dtype), out=normed)
