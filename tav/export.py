@@ -36,7 +36,8 @@ from safetensors.torch import load_file, save_file
 from tav import pipeline, timing
 from tav.models import BaseModel, VideoUNet, inflate_unet, load_base_model, load_trainable, presets
 from tav.models.lora import add_lora
-from tav.models.style_lora import check_style_loras, file_sha256
+from tav.digests import file_sha256, files_sha256
+from tav.models.style_lora import check_style_loras
 from tav.prompts import realised_config
 from tav.tracking import LOG_NAME, read_log, redact, redact_text
 from tav.train import DTYPES, cast_weights, compile_unet
@@ -173,15 +174,6 @@ def state_dict_sha256(state: Mapping[str, torch.Tensor]) -> str:
         tensor = state[name].detach().cpu().contiguous()
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def files_sha256(files: Sequence[Path], root: Path) -> str:
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(str(path.relative_to(root)).encode())
-        with path.open("rb") as handle:
-            digest.update(hashlib.file_digest(handle, "sha256").digest())
     return digest.hexdigest()
 
 

@@ -31,6 +31,22 @@ def _deterministic():
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _digest_cache(tmp_path_factory):
+    """Weight digests are remembered in a folder of the test session's (and its subprocesses'), not the user's."""
+    import os
+
+    from tav.digests import CACHE_ENV
+
+    before = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("tav_cache"))
+    yield
+    if before is None:
+        os.environ.pop(CACHE_ENV)
+    else:
+        os.environ[CACHE_ENV] = before
+
+
 # One small study (3 trials, 2 seeds, 4 frames of 32x32) built once for the tests that only read a study
 # (compare, export); each module gets its own copy of the database, so one may add trials to it. It runs with a
 # W&B key that no server accepts (and here without network): every run must fall back to offline.

@@ -7,16 +7,12 @@ weights: W + scale * (alpha / rank) * up @ down, in the UNet and, where the file
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Mapping, Sequence
 
 from diffusers import StableDiffusionPipeline
 
-
-def file_sha256(path: Path) -> str:
-    with Path(path).open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+from tav.digests import file_sha256
 
 
 def check_style_loras(style_loras: Sequence[Mapping] | None) -> list[dict]:
