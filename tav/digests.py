@@ -27,7 +27,7 @@ def file_sha256(path: Path | str) -> str:
     stat = path.stat()
     stamp = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
     known = _read_cache().get(str(path))
-    if known and known.get("stamp") == stamp:
+    if isinstance(known, dict) and known.get("stamp") == stamp and isinstance(known.get("sha256"), str):
         return known["sha256"]
     with path.open("rb") as handle:
         digest = hashlib.file_digest(handle, "sha256").hexdigest()
@@ -47,7 +47,7 @@ def files_sha256(files: list[Path], root: Path) -> str:
 def _read_cache() -> dict:
     try:
         cache = json.loads(cache_file().read_text())
-    except (OSError, ValueError):
+    except (OSError, RuntimeError, ValueError):  # RuntimeError: no home folder to find
         return {}
     return cache if isinstance(cache, dict) else {}
 
@@ -55,14 +55,15 @@ def _read_cache() -> dict:
 def _remember(key: str, entry: dict) -> None:
     """Add one digest; written whole to a temporary file and renamed, so a reader never sees half a file (two
     processes writing at once may drop one of their entries: it is read again next time)."""
-    path, written = cache_file(), None
+    written = None
     try:
+        path = cache_file()
         path.parent.mkdir(parents=True, exist_ok=True)
         cache = {**_read_cache(), key: entry}
         with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
             written = Path(handle.name)
             json.dump(cache, handle)
         os.replace(written, path)
-    except OSError:
+    except (OSError, RuntimeError):
         if written:
             written.unlink(missing_ok=True)

@@ -40,14 +40,15 @@ def test_a_folder_digest_names_its_files_and_their_contents(tmp_path):
     assert digests.files_sha256(files, tmp_path) != first
 
 
-@pytest.mark.parametrize("cache", ["a file where the folder should be", "not json"])
+@pytest.mark.parametrize("cache", ["a file where the folder should be", "not json", "an entry of the wrong shape"])
 def test_a_cache_that_cannot_be_used_costs_only_the_reading(tmp_path, monkeypatch, cache):
     weights = tmp_path / "model.ckpt"
     weights.write_bytes(b"checkpoint")
-    if cache == "not json":
+    if cache != "a file where the folder should be":
         monkeypatch.setenv(digests.CACHE_ENV, str(tmp_path / "cache"))
         digests.cache_file().parent.mkdir()
-        digests.cache_file().write_text("{not json")
+        digests.cache_file().write_text("{not json" if cache == "not json" else
+                                        json.dumps({str(weights.resolve()): ["not", "a", "record"]}))
     else:
         (tmp_path / "blocked").write_text("")
         monkeypatch.setenv(digests.CACHE_ENV, str(tmp_path / "blocked"))
