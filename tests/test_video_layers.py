@@ -49,6 +49,15 @@ def test_frame_group_norm_shares_statistics_across_frames_like_5d_groupnorm():
     assert set(norm.state_dict()) == set(reference.state_dict())
 
 
+def test_frame_group_norm_renders_in_one_compiled_graph():
+    """The rendering path traces without a graph break, so a compiled sampler keeps each resnet one graph."""
+    norm = FrameGroupNorm.replacing(nn.GroupNorm(4, 8), FrameContext(num_frames=3))
+    x = torch.randn(6, 8, 5, 5)
+    with torch.no_grad():
+        compiled = torch.compile(norm, backend="aot_eager", fullgraph=True)(x)
+        torch.testing.assert_close(compiled, norm(x))
+
+
 def test_frame_group_norm_on_one_frame_is_plain_groupnorm():
     reference = nn.GroupNorm(2, 4)
     norm = FrameGroupNorm.replacing(reference, FrameContext(num_frames=1))
