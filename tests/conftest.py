@@ -34,17 +34,11 @@ def _deterministic():
 @pytest.fixture(autouse=True, scope="session")
 def _digest_cache(tmp_path_factory):
     """Weight digests are remembered in a folder of the test session's (and its subprocesses'), not the user's."""
-    import os
-
     from tav.digests import CACHE_ENV
 
-    before = os.environ.get(CACHE_ENV)
-    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("tav_cache"))
-    yield
-    if before is None:
-        os.environ.pop(CACHE_ENV)
-    else:
-        os.environ[CACHE_ENV] = before
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("tav_cache")))
+        yield
 
 
 # One small study (3 trials, 2 seeds, 4 frames of 32x32) built once for the tests that only read a study
