@@ -102,6 +102,18 @@ def test_a_local_checkpoint_file_is_loaded(scorer, tmp_path):
     assert torch.allclose(loaded.embed_text("a dog"), random.embed_text("a dog"), atol=1e-2)
 
 
+def test_loading_a_checkpoint_leaves_the_runs_random_stream_alone(scorer, tmp_path):
+    path = tmp_path / "clip.safetensors"
+    weights = {k: v.contiguous() for k, v in scorer.backbone.model.state_dict().items()}
+    save_file(weights, path)
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    loaded = load_backbone("ViT-S-32", pretrained=str(path), precision="fp32")
+    assert torch.equal(torch.rand(3), expected)  # open_clip's initialisation drew from a forked generator
+    assert all(torch.equal(loaded.model.state_dict()[k], v) for k, v in weights.items())
+
+
 def test_missing_reference_folder_names_the_setting(tmp_path):
     with pytest.raises(FileNotFoundError, match="style_reference_dir"):
         build_scorer(**{**tiny_settings()["scorer"], "style_reference_dir": str(tmp_path / "nowhere")})

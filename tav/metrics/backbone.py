@@ -115,6 +115,13 @@ def _dropped_log(prefix: str) -> Iterator[None]:
         root.removeFilter(keep)
 
 
+def _rng_devices(device: torch.device) -> list[int]:
+    """The CUDA generators that drawing on `device` advances (fork_rng always restores the CPU's)."""
+    if device.type != "cuda":
+        return []
+    return [device.index if device.index is not None else torch.cuda.current_device()]
+
+
 def load_backbone(model: str = "ViT-L-14", pretrained: str | None = "openai", random_weights: bool = False,
                   seed: int = 0, cache_dir: str | None = None, precision: str = "auto", batch_size: int = 32,
                   device: str | torch.device = "cpu") -> Backbone:
@@ -146,7 +153,9 @@ def load_backbone(model: str = "ViT-L-14", pretrained: str | None = "openai", ra
         weights = find_weights(model, pretrained, cache_dir)
         tag = open_clip.get_pretrained_cfg(model, pretrained)
         preprocess = {key: tag[key] for key in ("mean", "std") if key in tag}
-        with torch.random.fork_rng(devices=[]):
+        # Built on its device: open_clip initialises every weight before it loads the file, and ViT-L/14's
+        # initialisation on the CPU took 3.8-4.8 s a process on an H100 host (analysis/PERF.md round 10).
+        with torch.random.fork_rng(devices=_rng_devices(device)), device:
             clip = open_clip.create_model(model, pretrained=weights, precision=precision, device=device,
                                           force_quick_gelu=tag.get("quick_gelu", False),
                                           force_preprocess_cfg=preprocess)
