@@ -43,7 +43,7 @@ from tav import pipeline
 from tav.models import inflate_unet, select_trainable
 from tav.models.loading import SD_SCHEDULER
 from tav.models.presets import sd15_unet, sd15_vae
-from tav.train import TrainSettings, apply_speed_settings, diffusion_loss
+from tav.train import TrainSettings, apply_speed_settings, compile_unet, diffusion_loss
 
 DEVICE = "cuda"  # the benchmark targets a GPU; a CPU smoke run of the logic may patch this
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -51,7 +51,9 @@ OPTIONS = {"base": {}, "frozen_bf16": {"frozen_dtype": "bf16"}, "frozen_fp16": {
            "compile": {"compile": True, "compile_mode": "full"},
            "compile_regional": {"compile": True, "compile_mode": "regional"},
            "checkpointing": {"gradient_checkpointing": True},
-           "channels_last": {}}  # an experiment outside TrainSettings: the UNet's weights in NHWC (see build)
+           # experiments outside TrainSettings (see build): the UNet's weights in NHWC; regional compilation with
+           # shape-generic graphs (one graph a block for every batch size and resolution, against one a shape)
+           "channels_last": {}, "compile_dynamic": {}}
 
 
 def variant_settings(variant: str, dtype: str) -> TrainSettings:
@@ -103,11 +105,12 @@ def release() -> None:
 
 
 def build_variant(variant: str, dtype: str):
-    """The UNet of a `+`-joined variant of OPTIONS (channels_last is applied outside TrainSettings)."""
-    return build(variant_settings(variant, dtype), "channels_last" in variant.split("+"))
+    """The UNet of a `+`-joined variant of OPTIONS (channels_last, compile_dynamic applied outside TrainSettings)."""
+    parts = variant.split("+")
+    return build(variant_settings(variant, dtype), "channels_last" in parts, "compile_dynamic" in parts)
 
 
-def build(settings: TrainSettings, channels_last: bool = False):
+def build(settings: TrainSettings, channels_last: bool = False, compile_dynamic: bool = False):
     """The inflated SD-1.5 UNet with the default trainable set and `settings`' speed options, on the GPU."""
     torch.manual_seed(0)
     with torch.device(DEVICE):
@@ -116,6 +119,8 @@ def build(settings: TrainSettings, channels_last: bool = False):
         video.to(memory_format=torch.channels_last)
     trainable = select_trainable(video)
     apply_speed_settings(video, settings)
+    if compile_dynamic:
+        compile_unet(video, "regional", dynamic=True)
     return video, trainable
 
 
@@ -182,8 +187,8 @@ def bench_variant(variant: str, args: argparse.Namespace, vae, latents, text, fl
                    sampling_tflops_per_s=flops["guided_step_tflop"] * args.steps / clip_s,
                    sampling_peak_gib=torch.cuda.max_memory_allocated() / 2 ** 30)
         if args.inversion:
-            row["inversion_s"] = statistics.median(timed(lambda: invert(args.steps), sampling_repeats,
-                                                         warmup=lambda: invert(2))[1])
+            warmup, times = timed(lambda: invert(args.steps), sampling_repeats, warmup=lambda: invert(2))
+            row.update(inversion_s=statistics.median(times), inversion_warmup_s=warmup)
     del video, trainable
     release()
     return row

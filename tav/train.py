@@ -122,21 +122,22 @@ def cast_weights(parameters: Iterable[torch.nn.Parameter], dtype: torch.dtype) -
             parameter.data = parameter.data.to(dtype)
 
 
-def compile_unet(video_unet: VideoUNet, compile_mode: str) -> None:
-    """torch.compile the UNet in place, "regional" (its repeated blocks alone) or "full"."""
+def compile_unet(video_unet: VideoUNet, compile_mode: str, dynamic: bool = False) -> None:
+    """torch.compile the UNet in place, "regional" (its repeated blocks alone) or "full"; `dynamic` compiles
+    shape-generic graphs instead (analysis/bench_gpu.py's compile_dynamic measures what that trades)."""
     # Static shapes: training, inversion and guided sampling each compile once for their own batch size, where
     # automatic dynamic shapes would re-trace symbolically on the second size (slow to compile). Each shape of
     # each compiled region is one cache entry, so the limit must hold (regions x shapes x grad modes).
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
     if compile_mode == "full":
         # In place, so parameter names (and the saved checkpoints' keys) keep no `_orig_mod.` prefix.
-        video_unet.unet.compile(dynamic=False)
+        video_unet.unet.compile(dynamic=dynamic)
     else:
         # Regional compilation: the transformer blocks and resnets hold the video layers' eager overhead
         # (sparse-causal gathers, temporal rearranges, FrameGroupNorm's transposes) and repeat, so compiling them
         # alone skips the rest of the UNet's graph. UNet2DConditionModel declares no repeated blocks of its own.
         video_unet.unet._repeated_blocks = REGIONAL_BLOCKS
-        video_unet.unet.compile_repeated_blocks(dynamic=False)
+        video_unet.unet.compile_repeated_blocks(dynamic=dynamic)
 
 
 COMPILE_MODES = ("regional", "full")
