@@ -154,8 +154,9 @@ def check_base_model(reference: Mapping) -> None:
         if not path.is_file():
             raise FileNotFoundError(f"style LoRA {path} the export was tuned with is gone; put the same file back at "
                                     f"that path (sha256 {lora['sha256'][:12]}...)")
-        if file_sha256(path) != lora["sha256"]:
-            raise ValueError(f"style LoRA {path} here has sha256 {file_sha256(path)[:12]}... but the export was tuned "
+        digest = file_sha256(path)
+        if digest != lora["sha256"]:
+            raise ValueError(f"style LoRA {path} here has sha256 {digest[:12]}... but the export was tuned "
                              f"with {lora['sha256'][:12]}...; put the same file back at that path")
     source = reference["source"]
     if reference.get("hash") and Path(source).expanduser().suffix in (".safetensors", ".ckpt") \
