@@ -135,6 +135,8 @@ class OptunaSweeper(Sweeper):
             filled = clip_to_space(self.baseline, plan.space)
             study.enqueue_trial(filled, user_attrs={"baseline": BASELINE, "baseline_filled": filled,
                                                     "baseline_left": sorted(set(self.baseline) - set(filled))})
+        if self.worker_index > 0:  # a worker that finds every trial taken exits at once: say that it was here
+            log.info("worker %d of %d joined study '%s'", self.worker_index, self.n_workers, self.study_name)
         workers = self._start_workers() if self.worker_index == 0 else []
         returns = self._loop(study, storage, plan, url, workers)
         for worker in workers:

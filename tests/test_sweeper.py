@@ -109,14 +109,22 @@ def test_a_malformed_search_space_is_rejected_before_training(tmp_path):
     assert not (tmp_path / "study.db").exists()
 
 
+def assert_both_workers_joined(trials, *sweeps: subprocess.CompletedProcess) -> None:
+    """Worker 0 ran trials and worker 1 joined each sweep's study. Whether worker 1 also got a trial is a race
+    on a CPU: tiny trials can all end while it still imports (a 2-core host without AVX-512 lost it twice)."""
+    assert 0 in {t.user_attrs["worker"] for t in trials} <= {0, 1}
+    for done in sweeps:
+        assert "worker 1 of 2 joined study 'tav-demo'" in done.stdout + done.stderr, done.stderr[-3000:]
+
+
 @pytest.mark.slow
 def test_two_workers_and_a_resume_share_one_study_and_never_repeat_a_proposal(tmp_path):
-    sweep(tmp_path, "hydra.sweeper.n_trials=4", "hydra.sweeper.n_workers=2")
-    sweep(tmp_path, "hydra.sweeper.n_trials=8", "hydra.sweeper.n_workers=2")  # resumed: new processes, same seed
+    first = sweep(tmp_path, "hydra.sweeper.n_trials=4", "hydra.sweeper.n_workers=2")
+    resumed = sweep(tmp_path, "hydra.sweeper.n_trials=8", "hydra.sweeper.n_workers=2")  # new processes, same seed
     trials = load(tmp_path).get_trials()
     assert sorted(t.number for t in trials) == list(range(8))
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-    assert {t.user_attrs["worker"] for t in trials} == {0, 1}
+    assert_both_workers_joined(trials, first, resumed)
     proposals = [tuple(sorted(t.params.items())) for t in trials]
     assert len(set(proposals)) == 8, proposals
     runs = sorted(p.parent.name for p in tmp_path.glob("trial_*/result.json"))
@@ -126,12 +134,12 @@ def test_two_workers_and_a_resume_share_one_study_and_never_repeat_a_proposal(tm
 @pytest.mark.slow
 def test_two_workers_share_a_postgresql_study_as_workers_on_other_machines_would(tmp_path, postgres_url, monkeypatch):
     monkeypatch.setenv("TAV_STORAGE_URL", postgres_url)  # as the README passes it: no password on the command line
-    sweep(tmp_path, "hydra.sweeper.n_trials=4", "hydra.sweeper.n_workers=2",
-          "hydra.sweeper.storage=${oc.env:TAV_STORAGE_URL}")
+    done = sweep(tmp_path, "hydra.sweeper.n_trials=4", "hydra.sweeper.n_workers=2",
+                 "hydra.sweeper.storage=${oc.env:TAV_STORAGE_URL}")
     trials = optuna.load_study(study_name="tav-demo", storage=postgres_url).get_trials()
     assert sorted(t.number for t in trials) == list(range(4)) and not (tmp_path / "study.db").exists()
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-    assert {t.user_attrs["worker"] for t in trials} == {0, 1}
+    assert_both_workers_joined(trials, done)
     assert len({tuple(sorted(t.params.items())) for t in trials}) == 4
     runs = sorted(p.parent.name for p in tmp_path.glob("trial_*/result.json"))
     assert len(runs) == len(set(runs)) == sum(t.state == TrialState.COMPLETE for t in trials)
