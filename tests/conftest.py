@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,44 @@ def shared_video():
     if not path.is_file():
         pytest.skip("../shared/videos/man-surfing.mp4 is not here (only the project's machines have it)")
     return path
+
+
+MAX_TEST_PROCESSES = 4  # each holds torch and starts subprocesses of its own: memory, not cores, bounds more
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    return max(1, min(os.cpu_count() or 1, MAX_TEST_PROCESSES))
+
+
+# Test files run whole in one test process, in their order (test_readme's lines depend on the lines before them);
+# the files that build the session's small study share a process so it is built once. The slowest files start
+# first, so that the processes finish together.
+SHARED_PROCESS = {"test_compare.py": "small_sweep", "test_export.py": "small_sweep"}
+SLOWEST_FIRST = ["test_world_search.py", "test_sweeper.py", "small_sweep", "test_readme.py", "test_entrypoints.py"]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    def group(item) -> str:
+        return SHARED_PROCESS.get(item.path.name, item.path.name)
+
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group(item)))
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(group(item), len(rank)))  # stable: each file keeps its order
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _threads_split_between_test_processes():
+    """Each test process (and the entrypoints it starts) computes on its share of the cores, unless
+    OMP_NUM_THREADS says otherwise: oversubscribed OpenMP threads spin and slow every process down
+    (analysis/PERF.md, round 12)."""
+    processes = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    threads = int(os.environ.get("OMP_NUM_THREADS") or max(1, (os.cpu_count() or 1) // processes))
+    torch.set_num_threads(threads)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OMP_NUM_THREADS", str(threads))
+        yield
 
 
 @pytest.fixture(autouse=True)

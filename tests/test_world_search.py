@@ -21,11 +21,11 @@ from tav.data.video import load_clip
 from tav.world.truth import truth_scores
 
 ROOT = Path(__file__).resolve().parents[1]
-HELD_OUT_SEEDS = [100, 101, 102, 103]  # the sweep scored seeds 0 to 2
-# The default sweep (search=default, the toy world), CPU-sized: fewer DDIM steps, the overlap fixed. The steps
-# reach the grid's region where tuning carries the motion (analysis/WORLD.md), so the settings differ by more
-# than the seeds do.
-STUDY = ["hydra.sweeper.n_trials=6", "logger=none", "validation.seeds=[0,1,2]", "validation.every_n_steps=40",
+HELD_OUT_SEEDS = [100, 101, 102, 103]  # the sweep scored seeds 0 and 1
+# The default sweep (search=default, the toy world), CPU-sized: fewer DDIM steps, two seeds, the overlap fixed.
+# The steps reach the grid's region where tuning carries the motion (analysis/WORLD.md), so the settings differ
+# by more than the seeds do.
+STUDY = ["hydra.sweeper.n_trials=5", "logger=none", "validation.seeds=[0,1]", "validation.every_n_steps=40",
          "validation.inversion_steps=10", "validation.sampling_steps=10", "metrics.scorer.flow_threads=1",
          "train.max_steps=int(interval(40, 120))", "train.learning_rate=tag(log, interval(3e-5, 3e-3))",
          "prompts.overlap=1.0"]
