@@ -34,22 +34,14 @@ def pytest_xdist_auto_num_workers(config) -> int:
     return max(1, min(os.cpu_count() or 1, MAX_TEST_PROCESSES))
 
 
-# Test files run whole in one test process, in their order (test_readme's lines depend on the lines before them);
-# the files that build the session's small study share a process so it is built once. The slowest files start
-# first, so that the processes finish together.
-SHARED_PROCESS = {"test_compare.py": "small_sweep", "test_export.py": "small_sweep"}
-SLOWEST_FIRST = ["test_world_search.py", "test_sweeper.py", "small_sweep", "test_readme.py", "test_entrypoints.py"]
+# Test files run whole in one test process, in their order (pyproject: --dist loadfile; test_readme's lines depend
+# on the lines before them). The slowest files start first, so that the processes finish together.
+SLOWEST_FIRST = ["test_world_search.py", "test_sweeper.py", "test_readme.py", "test_export.py", "test_entrypoints.py"]
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    def group(item) -> str:
-        return SHARED_PROCESS.get(item.path.name, item.path.name)
-
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(group(item)))
     rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
-    items.sort(key=lambda item: rank.get(group(item), len(rank)))  # stable: each file keeps its order
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its order
 
 
 @pytest.fixture(autouse=True, scope="session")
