@@ -35,8 +35,12 @@ def pytest_xdist_auto_num_workers(config) -> int:
 
 
 # Test files run whole in one test process, in their order (pyproject: --dist loadfile; test_readme's lines depend
-# on the lines before them). The slowest files start first, so that the processes finish together.
-SLOWEST_FIRST = ["test_world_search.py", "test_sweeper.py", "test_readme.py", "test_export.py", "test_entrypoints.py"]
+# on the lines before them), and the processes take files in this order (--no-loadscope-reorder: pytest-xdist
+# would start the files with the most tests first). The slowest files start first, so that the processes finish
+# together; a process takes a second file at once when its first has one test.
+SLOWEST_FIRST = ["test_world_search.py", "test_readme.py", "test_sweeper.py", "test_entrypoints.py",
+                 "test_bench_sweep.py", "test_export.py", "test_world_models.py", "test_seed_screen_study.py",
+                 "test_export_base.py"]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -86,15 +90,14 @@ SMALL_STUDY = ["hydra.sweeper.n_trials=3", "data.n_frames=4", "data.height=32", 
 
 @pytest.fixture(scope="session")
 def small_sweep(tmp_path_factory) -> Path:
-    import os
-    import subprocess
     import sys
+
+    import preloaded
 
     sweep_dir = tmp_path_factory.mktemp("small_study")
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}, "WANDB_API_KEY": REJECTED_WANDB_KEY}
-    done = subprocess.run([sys.executable, "sweep.py", "-m", *SMALL_STUDY, f"hydra.sweep.dir={sweep_dir}"],
-                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=600,
-                          env=env)
+    done = preloaded.run([sys.executable, "sweep.py", "-m", *SMALL_STUDY, f"hydra.sweep.dir={sweep_dir}"], env=env,
+                         timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     (sweep_dir / "console.txt").write_text(done.stdout + done.stderr)
     return sweep_dir

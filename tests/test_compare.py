@@ -10,6 +10,8 @@ from pathlib import Path
 import optuna
 import pytest
 
+import preloaded
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's chromium (.ci/run installs it); Playwright drives it
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -17,8 +19,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "WANDB_MODE": "disabled"})
+    return preloaded.run([sys.executable, *args], env={**os.environ, "WANDB_MODE": "disabled"}, timeout=300)
 
 
 @pytest.fixture(scope="module")

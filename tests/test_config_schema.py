@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
 import export as export_cli
+import preloaded
 import generate as generate_cli
 from analysis import compare as compare_cli
 from sweeps.space import parse_search_space
@@ -226,8 +227,8 @@ def test_a_run_is_refused_before_its_folder_is_made(tmp_path, capsys):
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "WANDB_MODE": "disabled", "HYDRA_FULL_ERROR": ""})
+    return preloaded.run([sys.executable, *args], env={**os.environ, "WANDB_MODE": "disabled", "HYDRA_FULL_ERROR": ""},
+                         timeout=300)
 
 
 def assert_one_line(done: subprocess.CompletedProcess, says: str) -> None:

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 from safetensors.torch import load_file
 
+import preloaded
 from sweeps import select
 from tav import export
 from tav.media import write_mp4
@@ -27,8 +28,8 @@ SECRET = "sk-secret-123"
 
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "WANDB_MODE": "disabled", **(env or {})})
+    return preloaded.run([sys.executable, *args], env={**os.environ, "WANDB_MODE": "disabled", **(env or {})},
+                         timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,12 @@ import json
 import logging
 import re
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+import preloaded
 from tav.data.demo import DEMO_PROMPT
 from tav.prompts import (build_prompts, level_prompts, main, measure_overlap, overlap_levels, prompts_by_level,
                          search_choice)
@@ -224,7 +224,7 @@ def test_the_readme_run_and_sweep_on_a_real_clip_pass_its_cpu_check(shared_video
                         (sweep_line, [*sweep, f"hydra.sweep.dir={tmp_path}"])):
         command = [sys.executable, *[a.replace("/path/man-surfing.mp4", str(shared_video))
                                      for a in shlex.split(line)[1:]], *both, *quiet, *extra]
-        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+        done = preloaded.run(command, timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
         assert "demo's" not in done.stdout + done.stderr  # no warning: the caption and prompts are the clip's
     result = json.loads((tmp_path / "run" / "result.json").read_text())

@@ -2,22 +2,19 @@
 its comparison."""
 
 import json
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+import preloaded
 
 
 @pytest.mark.slow
 def test_the_study_compares_the_screen_with_the_full_render_per_prompt(tmp_path):
     out = tmp_path / "seed_screen.json"
-    done = subprocess.run([sys.executable, "analysis/seed_screen_study.py", "--seeds", "3", "--screen-steps", "1",
-                           "--full-steps", "2", "--keep", "2", "--work", str(tmp_path / "work"), "--out", str(out),
-                           "--", "train.max_steps=2", "validation.every_n_steps=2"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    done = preloaded.run([sys.executable, "analysis/seed_screen_study.py", "--seeds", "3", "--screen-steps", "1",
+                          "--full-steps", "2", "--keep", "2", "--work", str(tmp_path / "work"), "--out", str(out),
+                          "--", "train.max_steps=2", "validation.every_n_steps=2"], timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
     assert (result["screen_steps"], result["full_steps"], result["keep"], result["checkpoint_step"]) == (1, 2, 2, 2)

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+import preloaded
 from sweep_compose import planned
 from sweeps.sweeper import clip_to_space
 from sweeps.space import parse_search_space
@@ -29,7 +30,7 @@ FAST = ["data.n_frames=4", "data.height=32", "data.width=32", "validation.every_
 def sweep(tmp_path: Path, *overrides: str, check: bool = True, fast=FAST) -> subprocess.CompletedProcess:
     command = [sys.executable, "sweep.py", "-m", *fast, f"hydra.sweep.dir={tmp_path}", *overrides]
     env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}  # W&B must run offline here
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+    done = preloaded.run(command, env=env, timeout=600)
     if check:
         assert done.returncode == 0, done.stderr[-3000:]
     return done
@@ -273,7 +274,7 @@ def kill_when(tmp_path: Path, number: int, phase: str, *overrides: str) -> None:
     """Start the sweep, kill -9 its worker (by its own PID) when trial `number` is in `phase`, check it was running."""
     command = [sys.executable, "sweep.py", "-m", *FAST, f"hydra.sweep.dir={tmp_path}", *overrides]
     env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}
-    worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = preloaded.start(command, env=env)
     run = tmp_path / f"trial_{number}"
     reached = {"before its first step": lambda: "config" in kinds(run / "log.jsonl") and "step" not in kinds(run / "log.jsonl"),
                "mid-training": lambda: "step" in kinds(run / "log.jsonl"),
@@ -283,7 +284,7 @@ def kill_when(tmp_path: Path, number: int, phase: str, *overrides: str) -> None:
         assert worker.poll() is None and time.monotonic() < deadline, f"trial {number} never got {phase}"
         time.sleep(0.02)
     os.kill(worker.pid, signal.SIGKILL)
-    worker.wait()
+    assert worker.wait().returncode == -signal.SIGKILL
     assert not (run / "result.json").exists()
     assert load(tmp_path).get_trials()[number].state == TrialState.RUNNING  # killed while its trial ran
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,13 +13,13 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
+import preloaded
 from sweeps import select
 from tav import export
 from tav.data.demo import DEMO_VIDEO
 from tav.data.video import load_clip
 from tav.world.truth import truth_scores
 
-ROOT = Path(__file__).resolve().parents[1]
 HELD_OUT_SEEDS = [100, 101, 102, 103]  # the sweep scored seeds 0 and 1
 # The default sweep (search=default, the toy world), CPU-sized: fewer DDIM steps, two seeds, the overlap fixed.
 # The steps reach the grid's region where tuning carries the motion (analysis/WORLD.md), so the settings differ
@@ -51,8 +50,8 @@ def held_out_score(study: optuna.Study, trial: optuna.trial.FrozenTrial, folder:
 
 @pytest.mark.slow
 def test_the_sweeps_choice_beats_the_median_trial_and_the_official_recipe_on_the_ground_truth(tmp_path):
-    done = subprocess.run([sys.executable, "sweep.py", "-m", *STUDY, f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    done = preloaded.run([sys.executable, "sweep.py", "-m", *STUDY, f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                         timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     study = optuna.load_study(study_name="tav-demo", storage=f"sqlite:///{tmp_path / 'sweep' / 'study.db'}")
     complete = sorted((t for t in study.trials if t.state == TrialState.COMPLETE), key=lambda t: t.value)
