@@ -73,8 +73,8 @@ class Started:
         self.argv = argv
         self._folder = tempfile.TemporaryDirectory(prefix="preloaded-")
         self._out, self._err = (os.path.join(self._folder.name, name) for name in ("stdout", "stderr"))
-        self._process = _server.Process(target=_run_script, args=(argv[1], argv[2:], str(cwd), dict(env or os.environ),
-                                                                  self._out, self._err))
+        args = (argv[1], argv[2:], str(cwd), dict(os.environ if env is None else env), self._out, self._err)
+        self._process = _server.Process(target=_run_script, args=args)
         self._process.start()
         self.pid = self._process.pid
 
@@ -83,13 +83,15 @@ class Started:
 
     def wait(self, timeout: float | None = None) -> subprocess.CompletedProcess:
         self._process.join(timeout)
-        if self._process.exitcode is None:
+        timed_out = self._process.exitcode is None
+        if timed_out:
             self._process.kill()
             self._process.join()
-            raise subprocess.TimeoutExpired(self.argv, timeout, *self._output())
-        done = subprocess.CompletedProcess(self.argv, self._process.exitcode, *self._output())
+        out, err = self._output()
         self._folder.cleanup()
-        return done
+        if timed_out:
+            raise subprocess.TimeoutExpired(self.argv, timeout, out, err)
+        return subprocess.CompletedProcess(self.argv, self._process.exitcode, out, err)
 
     def _output(self) -> tuple[str, str]:
         return tuple(Path(path).read_text(errors="replace") if os.path.exists(path) else ""
