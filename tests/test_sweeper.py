@@ -1,4 +1,4 @@
-"""End to end: `python sweep.py -m` on the tiny preset, in subprocesses (as a user runs it)."""
+"""End to end: `python sweep.py -m` on the tiny preset, each in a process of its own (tests/preloaded.py)."""
 
 import json
 import os
