@@ -26,16 +26,16 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# The entrypoints, and the modules they import only once a run starts (trials, scoring, W&B).
 PRELOAD = ["train", "sweep", "generate", "export", "analysis.compare", "sweeps.live_trial", "tav.metrics.scorer",
-           "tav.tracking.wandb_run", "tav.tracking.study_run", "tav.seed_screen"]
+           "tav.tracking.wandb_run", "tav.tracking.study_run"]
 
 _server = multiprocessing.get_context("forkserver")
 _server.set_forkserver_preload(PRELOAD)
 
 
 def _run_script(script: str, args: list[str], cwd: str, env: dict[str, str], out: str, err: str) -> None:
-    stdin = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(stdin, 0)
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     for fd, path in ((1, out), (2, err)):
         os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
     os.chdir(cwd)

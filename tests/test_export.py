@@ -23,7 +23,6 @@ from tav.media import write_mp4
 from tav.models import load_base_model
 from tav.models import presets
 
-ROOT = Path(__file__).resolve().parents[1]
 SECRET = "sk-secret-123"
 
 
