@@ -1,10 +1,10 @@
 import pytest
 import torch
-from diffusers.models.attention_processor import Attention
+from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 from torch import nn
 
 from tav.models.video_layers import (FrameContext, FrameGroupNorm, RenderGroupNorm, RenderLayerNorm,
-                                     SparseCausalAttnProcessor, renders_in_half)
+                                     SparseCausalAttnProcessor, TemporalAttnProcessor, renders_in_half)
 
 
 def test_sparse_causal_attention_matches_per_frame_reference_forward_and_backward():
@@ -24,6 +24,22 @@ def test_sparse_causal_attention_matches_per_frame_reference_forward_and_backwar
             weights = (q @ k.transpose(1, 2) / 8 ** 0.5).softmax(-1)
             expected.append(attn.to_out[0]((weights @ v).transpose(0, 1).reshape(5, 16)))
     expected = torch.stack(expected)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+
+    upstream = torch.randn_like(out)
+    grad, = torch.autograd.grad(out, x, upstream)
+    expected_grad, = torch.autograd.grad(expected, x, upstream)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-5, atol=1e-5)
+
+
+def test_temporal_attention_is_diffusers_attention_over_each_positions_frames_forward_and_backward():
+    attn = Attention(query_dim=16, heads=2, dim_head=8, out_bias=True)
+    x = torch.randn(2 * 4, 5, 16, requires_grad=True)  # 2 clips of 4 frames, 5 tokens each
+    out = TemporalAttnProcessor(FrameContext(num_frames=4))(attn, x)
+
+    # the reference: each token position's 4 frames as one sequence, through diffusers' own processor
+    per_position = x.view(2, 4, 5, 16).transpose(1, 2).reshape(2 * 5, 4, 16)
+    expected = AttnProcessor2_0()(attn, per_position).view(2, 5, 4, 16).transpose(1, 2).reshape(8, 5, 16)
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
 
     upstream = torch.randn_like(out)
