@@ -52,8 +52,9 @@ OPTIONS = {"base": {}, "frozen_bf16": {"frozen_dtype": "bf16"}, "frozen_fp16": {
            "compile_regional": {"compile": True, "compile_mode": "regional"},
            "checkpointing": {"gradient_checkpointing": True},
            # experiments outside TrainSettings (see build): the UNet's weights in NHWC; regional compilation with
-           # shape-generic graphs (one graph a block for every batch size and resolution, against one a shape)
-           "channels_last": {}, "compile_dynamic": {}}
+           # shape-generic graphs (one graph a block for every batch size and resolution, against one a shape);
+           # cuDNN timing its convolution algorithms on each new shape instead of its heuristics' choice
+           "channels_last": {}, "compile_dynamic": {}, "cudnn_benchmark": {}}
 
 
 def variant_settings(variant: str, dtype: str) -> TrainSettings:
@@ -100,13 +101,16 @@ def release() -> None:
     """Free the last model's memory and compiled graphs (compiled variants share one code object, so stale
     graphs would count toward its recompile limit)."""
     torch._dynamo.reset()
+    torch.backends.cudnn.benchmark = False
     gc.collect()
     torch.cuda.empty_cache()
 
 
 def build_variant(variant: str, dtype: str):
-    """The UNet of a `+`-joined variant of OPTIONS (channels_last, compile_dynamic applied outside TrainSettings)."""
+    """The UNet of a `+`-joined variant of OPTIONS (channels_last, compile_dynamic, cudnn_benchmark applied outside
+    TrainSettings; `release` turns cudnn_benchmark off again)."""
     parts = variant.split("+")
+    torch.backends.cudnn.benchmark = "cudnn_benchmark" in parts
     return build(variant_settings(variant, dtype), "channels_last" in parts, "compile_dynamic" in parts)
 
 
@@ -341,7 +345,6 @@ def bench_decode(variants: list[str], frames: int, size: int, dtype: torch.dtype
                "frame_tflop": flop / 1e12, "tflops_per_s": flop / frame_s / 1e12,
                "eager_frame_gb": counter.total / 1e9, "eager_gb_per_s": counter.total / frame_s / 1e9,
                "kernels": prof.key_averages().table(sort_by="cuda_time_total", row_limit=15, max_name_column_width=70)}
-        torch.backends.cudnn.benchmark = False
         del vae
         release()
         yield row

@@ -6,7 +6,7 @@ import torch
 import torch.profiler
 
 from analysis import bench_gpu
-from tav.models.presets import tiny_vae
+from tav.models.presets import tiny_unet, tiny_vae
 
 
 @pytest.fixture
@@ -45,3 +45,13 @@ def test_a_decode_variant_builds_as_named_and_an_unknown_part_stops_with_the_opt
         assert torch.is_autocast_enabled("cpu")
     with pytest.raises(SystemExit, match="unknown decode variant part 'fp8'.*chunk<N>/channels_last"):
         bench_gpu.decode_variant("chunk8+fp8", torch.bfloat16)
+
+
+def test_a_unet_variant_turns_cudnn_benchmark_on_for_itself_only(on_cpu, monkeypatch):
+    monkeypatch.setattr(bench_gpu, "sd15_unet", tiny_unet)
+    bench_gpu.build_variant("frozen_bf16+cudnn_benchmark", "bf16")
+    assert torch.backends.cudnn.benchmark
+    bench_gpu.release()
+    assert not torch.backends.cudnn.benchmark
+    bench_gpu.build_variant("frozen_bf16", "bf16")
+    assert not torch.backends.cudnn.benchmark
