@@ -27,10 +27,14 @@ FAST = ["data.n_frames=4", "data.height=32", "data.width=32", "validation.every_
         "train.max_steps=int(interval(2,4))"]
 
 
+def offline_environment() -> dict[str, str]:
+    """The test process's environment without a W&B key: W&B must run offline here."""
+    return {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}
+
+
 def sweep(tmp_path: Path, *overrides: str, check: bool = True, fast=FAST) -> subprocess.CompletedProcess:
     command = [sys.executable, "sweep.py", "-m", *fast, f"hydra.sweep.dir={tmp_path}", *overrides]
-    env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}  # W&B must run offline here
-    done = preloaded.run(command, env=env, timeout=600)
+    done = preloaded.run(command, env=offline_environment(), timeout=600)
     if check:
         assert done.returncode == 0, done.stderr[-3000:]
     return done
@@ -273,8 +277,7 @@ def kinds(log: Path) -> list[str]:
 def kill_when(tmp_path: Path, number: int, phase: str, *overrides: str) -> None:
     """Start the sweep, kill -9 its worker (by its own PID) when trial `number` is in `phase`, check it was running."""
     command = [sys.executable, "sweep.py", "-m", *FAST, f"hydra.sweep.dir={tmp_path}", *overrides]
-    env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}
-    worker = preloaded.start(command, env=env)
+    worker = preloaded.start(command, env=offline_environment())
     run = tmp_path / f"trial_{number}"
     reached = {"before its first step": lambda: "config" in kinds(run / "log.jsonl") and "step" not in kinds(run / "log.jsonl"),
                "mid-training": lambda: "step" in kinds(run / "log.jsonl"),
