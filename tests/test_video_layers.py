@@ -3,6 +3,7 @@ import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 from torch import nn
 
+from tav.models import video_layers
 from tav.models.video_layers import (FrameContext, FrameGroupNorm, RenderGroupNorm, RenderLayerNorm,
                                      SparseCausalAttnProcessor, TemporalAttnProcessor, renders_in_half)
 
@@ -46,6 +47,19 @@ def test_temporal_attention_is_diffusers_attention_over_each_positions_frames_fo
     grad, = torch.autograd.grad(out, x, upstream)
     expected_grad, = torch.autograd.grad(expected, x, upstream)
     torch.testing.assert_close(grad, expected_grad, rtol=1e-5, atol=1e-5)
+
+
+def test_temporal_attention_over_more_heads_than_a_cuda_grid_takes_attends_in_slices(monkeypatch):
+    attn = Attention(query_dim=16, heads=2, dim_head=8, out_bias=True)
+    x = torch.randn(2 * 4, 5, 16)  # 5 positions x 2 heads = 10 heads a clip
+    whole = TemporalAttnProcessor(FrameContext(num_frames=4))(attn, x)
+    monkeypatch.setattr(video_layers, "MAX_ATTENTION_HEADS", 3)
+    calls = []
+    sdpa = video_layers.F.scaled_dot_product_attention
+    monkeypatch.setattr(video_layers.F, "scaled_dot_product_attention", lambda *a: calls.append(a[0].shape) or sdpa(*a))
+    sliced = TemporalAttnProcessor(FrameContext(num_frames=4))(attn, x)
+    assert [shape[1] for shape in calls] == [3, 3, 3, 1]
+    torch.testing.assert_close(sliced, whole)
 
 
 def test_frame_group_norm_shares_statistics_across_frames_like_5d_groupnorm():

@@ -79,9 +79,22 @@ class TemporalAttnProcessor:
         def heads(x: torch.Tensor) -> torch.Tensor:  # (clips, tokens * heads, frames, head dim): a view
             return x.view(batch_frames // num_frames, num_frames, length * attn.heads, -1).transpose(1, 2)
 
-        out = F.scaled_dot_product_attention(heads(query), heads(key), heads(value))
+        out = _attend_in_slices(heads(query), heads(key), heads(value))
         out = out.transpose(1, 2).reshape(batch_frames, length, dim).to(query.dtype)
         return attn.to_out[1](attn.to_out[0](out))
+
+
+# CUDA's flash and memory-efficient attention kernels put the heads on a grid axis of at most 65,535 blocks. Here each
+# token position's heads are heads, so a latent of more than 8,191 positions (8 heads; 768 x 768 pixels is 9,216)
+# is attended in slices of heads.
+MAX_ATTENTION_HEADS = 65535
+
+
+def _attend_in_slices(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    if query.shape[1] <= MAX_ATTENTION_HEADS:
+        return F.scaled_dot_product_attention(query, key, value)
+    slices = zip(*(x.split(MAX_ATTENTION_HEADS, dim=1) for x in (query, key, value)))
+    return torch.cat([F.scaled_dot_product_attention(*qkv) for qkv in slices], dim=1)
 
 
 class TemporalResidual:
