@@ -45,14 +45,14 @@ class SparseCausalAttnProcessor:
         value = attn.to_v(hidden_states)
 
         def gather(x: torch.Tensor) -> torch.Tensor:
-            # One buffer written by three slice copies: an index gather and a cat moved the keys twice, 7% of an
-            # eager guided step of 4 clips (analysis/PERF.md round 14).
+            # One buffer written by three slice copies: an index gather and a cat moved the keys and values twice,
+            # 7% of an eager guided step of 4 clips (analysis/PERF.md round 14).
             clips = x.view(batch_frames // num_frames, num_frames, length, -1)
-            keys = clips.new_empty(clips.shape[0], num_frames, 2 * length, clips.shape[-1])
-            keys[:, :, :length] = clips[:, :1]
-            keys[:, :1, length:] = clips[:, :1]
-            keys[:, 1:, length:] = clips[:, :-1]
-            return keys.view(batch_frames, 2 * length, -1)
+            frames_0_and_previous = clips.new_empty(clips.shape[0], num_frames, 2 * length, clips.shape[-1])
+            frames_0_and_previous[:, :, :length] = clips[:, :1]
+            frames_0_and_previous[:, :1, length:] = clips[:, :1]
+            frames_0_and_previous[:, 1:, length:] = clips[:, :-1]
+            return frames_0_and_previous.view(batch_frames, 2 * length, -1)
 
         out = F.scaled_dot_product_attention(_heads(attn, query), _heads(attn, gather(key)), _heads(attn, gather(value)))
         out = out.transpose(1, 2).reshape(batch_frames, length, -1).to(query.dtype)
