@@ -27,22 +27,35 @@ def _heads(attn: Attention, x: torch.Tensor) -> torch.Tensor:
     return x.view(batch, length, attn.heads, inner // attn.heads).transpose(1, 2)
 
 
-class SparseCausalAttnProcessor:
-    """Self-attention whose queries come from frame i and keys/values from frames 0 and i-1.
-
-    Frame 0 attends to itself twice, as in the official model.
-    """
+class FrameAttnProcessor:
+    """A diffusers attention processor for self-attention across the frames of a clip: it projects the frame-folded
+    hidden states (batch * frames, tokens, channels) to queries, keys and values, lets `attend` mix them, and projects
+    the result out. Subclasses give `attend`."""
 
     def __init__(self, frames: FrameContext):
         self.frames = frames
 
     def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states=None,
                  attention_mask=None, temb=None, **kwargs) -> torch.Tensor:
-        num_frames = self.frames.num_frames
-        batch_frames, length, _ = hidden_states.shape
         query = attn.to_q(hidden_states)
-        key = attn.to_k(hidden_states)
-        value = attn.to_v(hidden_states)
+        out = self.attend(attn, query, attn.to_k(hidden_states), attn.to_v(hidden_states), self.frames.num_frames)
+        return attn.to_out[1](attn.to_out[0](out.to(query.dtype)))
+
+    def attend(self, attn: Attention, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+               num_frames: int) -> torch.Tensor:
+        """(batch * frames, tokens, channels) each -> the attention's output, the same shape."""
+        raise NotImplementedError
+
+
+class SparseCausalAttnProcessor(FrameAttnProcessor):
+    """Self-attention whose queries come from frame i and keys/values from frames 0 and i-1.
+
+    Frame 0 attends to itself twice, as in the official model.
+    """
+
+    def attend(self, attn: Attention, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+               num_frames: int) -> torch.Tensor:
+        batch_frames, length, _ = query.shape
 
         def gather(x: torch.Tensor) -> torch.Tensor:
             # One buffer written by three slice copies: an index gather and a cat moved the keys and values twice,
@@ -55,33 +68,23 @@ class SparseCausalAttnProcessor:
             return frames_0_and_previous.view(batch_frames, 2 * length, -1)
 
         out = F.scaled_dot_product_attention(_heads(attn, query), _heads(attn, gather(key)), _heads(attn, gather(value)))
-        out = out.transpose(1, 2).reshape(batch_frames, length, -1).to(query.dtype)
-        return attn.to_out[1](attn.to_out[0](out))
+        return out.transpose(1, 2).reshape(batch_frames, length, -1)
 
 
-class TemporalAttnProcessor:
-    """Self-attention over the frames at each token position, on frame-folded hidden states (batch * frames,
-    tokens, channels). The frames of one position are a sequence and each position's heads are heads of its own, so
-    queries, keys and values are views of the projections, with no transposed copies in or out."""
+class TemporalAttnProcessor(FrameAttnProcessor):
+    """Self-attention over the frames at each token position. The frames of one position are a sequence and each
+    position's heads are heads of its own, so queries, keys and values are views of the frame-folded projections,
+    with no transposed copies in or out."""
 
-    def __init__(self, frames: FrameContext):
-        self.frames = frames
-
-    def __call__(self, attn: Attention, hidden_states: torch.Tensor, encoder_hidden_states=None,
-                 attention_mask=None, temb=None, **kwargs) -> torch.Tensor:
-        num_frames = self.frames.num_frames
-        batch_frames, length, dim = hidden_states.shape
-
-        query = attn.to_q(hidden_states)
-        key = attn.to_k(hidden_states)
-        value = attn.to_v(hidden_states)
+    def attend(self, attn: Attention, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+               num_frames: int) -> torch.Tensor:
+        batch_frames, length, inner = query.shape
 
         def heads(x: torch.Tensor) -> torch.Tensor:  # (clips, tokens * heads, frames, head dim): a view
             return x.view(batch_frames // num_frames, num_frames, length * attn.heads, -1).transpose(1, 2)
 
         out = _attend_in_slices(heads(query), heads(key), heads(value))
-        out = out.transpose(1, 2).reshape(batch_frames, length, dim).to(query.dtype)
-        return attn.to_out[1](attn.to_out[0](out))
+        return out.transpose(1, 2).reshape(batch_frames, length, inner)
 
 
 # CUDA's flash and memory-efficient attention kernels put the heads on a grid axis of at most 65,535 blocks. Here each
