@@ -7,6 +7,7 @@ shared `FrameContext` that `VideoUNet.forward` sets before each call.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
@@ -27,7 +28,7 @@ def _heads(attn: Attention, x: torch.Tensor) -> torch.Tensor:
     return x.view(batch, length, attn.heads, inner // attn.heads).transpose(1, 2)
 
 
-class FrameAttnProcessor:
+class FrameAttnProcessor(ABC):
     """A diffusers attention processor for self-attention across the frames of a clip: it projects the frame-folded
     hidden states (batch * frames, tokens, channels) to queries, keys and values, lets `attend` mix them, and projects
     the result out. Subclasses give `attend`."""
@@ -41,10 +42,10 @@ class FrameAttnProcessor:
         out = self.attend(attn, query, attn.to_k(hidden_states), attn.to_v(hidden_states), self.frames.num_frames)
         return attn.to_out[1](attn.to_out[0](out.to(query.dtype)))
 
+    @abstractmethod
     def attend(self, attn: Attention, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                num_frames: int) -> torch.Tensor:
         """(batch * frames, tokens, channels) each -> the attention's output, the same shape."""
-        raise NotImplementedError
 
 
 class SparseCausalAttnProcessor(FrameAttnProcessor):
