@@ -4,8 +4,8 @@ from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 from torch import nn
 
 from tav.models import video_layers
-from tav.models.video_layers import (FrameContext, FrameGroupNorm, RenderGroupNorm, RenderLayerNorm,
-                                     SparseCausalAttnProcessor, TemporalAttnProcessor, renders_in_half)
+from tav.models.video_layers import (FrameContext, FrameGroupNorm, HalfGroupNorm, HalfLayerNorm,
+                                     SparseCausalAttnProcessor, TemporalAttnProcessor, normalises_in_half)
 
 
 def test_sparse_causal_attention_matches_per_frame_reference_forward_and_backward():
@@ -98,27 +98,38 @@ def test_frame_group_norm_on_one_frame_is_plain_groupnorm():
 NORMS = {  # norm kind -> (a plain torch norm, its replacement, an input the norm takes)
     "frame group norm": (lambda: nn.GroupNorm(4, 8), lambda n: FrameGroupNorm.replacing(n, FrameContext(num_frames=3)),
                          (6, 8, 5, 5)),
-    "group norm": (lambda: nn.GroupNorm(4, 8), RenderGroupNorm.replacing, (6, 8, 5, 5)),
-    "layer norm": (lambda: nn.LayerNorm(8), RenderLayerNorm.replacing, (6, 25, 8)),
+    "group norm": (lambda: nn.GroupNorm(4, 8), HalfGroupNorm.replacing, (6, 8, 5, 5)),
+    "layer norm": (lambda: nn.LayerNorm(8), HalfLayerNorm.replacing, (6, 25, 8)),
 }
 
 
 @pytest.mark.parametrize("kind", NORMS)
-def test_a_norm_renders_in_its_half_weights_dtype_and_trains_as_autocast_does(kind):
+def test_a_norm_normalises_in_its_half_weights_dtype_rendering_and_training(kind):
     plain, replacing, shape = NORMS[kind]
     reference = plain()
     nn.init.normal_(reference.weight)
     nn.init.normal_(reference.bias)
-    half = replacing(plain().to(torch.bfloat16))
+    half = replacing(plain().to(torch.bfloat16).requires_grad_(False))
     half.load_state_dict(reference.state_dict())
-    x = torch.randn(shape)
-    expected = replacing(reference)(x)
+    x = torch.randn(shape).to(torch.bfloat16)  # autocast's activations: what a half norm meets in the UNet
+    expected = replacing(reference)(x.float())
     with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
         rendered = half(x)
     assert rendered.dtype == torch.bfloat16  # not autocast's fp32: half the bytes for what follows
     torch.testing.assert_close(rendered.float(), expected, rtol=0.02, atol=0.05)
-    with torch.autocast("cpu", dtype=torch.bfloat16):  # with gradients: autocast's own rule (fp32 on CUDA)
-        assert not renders_in_half(half.weight, x)
-    with torch.no_grad():  # without autocast there is no half dtype to render in
-        assert not renders_in_half(half.weight, x)
+
+    x_half, x_reference = x.clone().requires_grad_(), x.float().requires_grad_()
+    grad_out = torch.randn(shape)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        trained = half(x_half)
+    assert trained.dtype == torch.bfloat16  # training too: the half weights are frozen, gradients reach the input
+    trained.backward(grad_out.to(torch.bfloat16))
+    replacing(reference)(x_reference).backward(grad_out)
+    assert x_half.grad.dtype == torch.bfloat16
+    torch.testing.assert_close(x_half.grad.float(), x_reference.grad, rtol=0.05, atol=0.05)
+
+    with torch.no_grad():  # without autocast there is no half dtype to work in
+        assert not normalises_in_half(half.weight, x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # fp32 weights (trained norms) keep autocast's fp32
+        assert not normalises_in_half(reference.weight, x)
     assert set(half.state_dict()) == set(reference.state_dict())

@@ -6,7 +6,7 @@ import torch
 from tav.models import DEFAULT_TRAINABLE, inflate_unet, load_trainable, save_trainable, select_trainable
 from tav.models.lora import add_lora
 from tav.models.presets import sd15_unet, tiny_unet
-from tav.models.video_layers import HalfRenderingNorm
+from tav.models.video_layers import HalfNorm
 
 
 def image_unet_per_frame(unet, clip, t, text):
@@ -35,12 +35,12 @@ def test_single_frame_clip_equals_image_model():
                                rtol=1e-4, atol=1e-4)
 
 
-def test_every_norm_of_the_video_unet_renders_in_half_weights():
+def test_every_norm_of_the_video_unet_renders_in_its_half_weights():
     image = tiny_unet()
     keys = set(image.state_dict())
     video = inflate_unet(image)
     norms = [m for m in video.modules() if isinstance(m, (torch.nn.GroupNorm, torch.nn.LayerNorm))]
-    assert norms and all(isinstance(m, HalfRenderingNorm) for m in norms)
+    assert norms and all(isinstance(m, HalfNorm) for m in norms)
     assert keys <= set(video.unet.state_dict())  # the base model's weights load under their own names
     clip, text = torch.randn(1, 4, 3, 8, 8), torch.randn(1, 77, 32)
     with torch.no_grad():
@@ -53,6 +53,35 @@ def test_every_norm_of_the_video_unet_renders_in_half_weights():
         rendered = video(clip, 10, text)
     assert out_dtypes == [torch.bfloat16] * len(norms)  # each norm ran once, in its weights' dtype
     torch.testing.assert_close(rendered.float(), full_precision, rtol=0.05, atol=0.05)
+
+
+def test_a_training_step_with_half_norms_is_as_close_to_fp32_as_autocasts_fp32_norms():
+    # speed=fast's frozen bf16 weights: the norms train in bf16 too. "autocast" keeps the same (bf16-valued) norm
+    # weights in fp32, which autocast normalises in fp32 as the official recipe does; "fp32" is no autocast at all.
+    torch.manual_seed(0)
+    half = inflate_unet(tiny_unet())
+    for p in select_trainable(half):
+        torch.nn.init.normal_(p, std=0.05)
+    for p in half.unet.parameters():
+        if not p.requires_grad:
+            p.data = p.data.to(torch.bfloat16)
+    autocast, fp32 = copy.deepcopy(half), copy.deepcopy(half)
+    for m in autocast.modules():
+        if isinstance(m, HalfNorm) and m.weight is not None:
+            m.weight.data, m.bias.data = m.weight.data.float(), m.bias.data.float()
+    for p in fp32.unet.parameters():
+        p.data = p.data.float()
+    clip, text = torch.randn(1, 4, 3, 8, 8), torch.randn(1, 77, 32)
+    losses, grads = {}, {}
+    for name, model in {"half": half, "autocast": autocast, "fp32": fp32}.items():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name != "fp32"):
+            loss = model(clip, 10, text).float().square().mean()
+        loss.backward()
+        losses[name] = loss.item()
+        grads[name] = torch.cat([p.grad.flatten() for p in model.unet.parameters() if p.requires_grad])
+    assert losses["half"] == pytest.approx(losses["autocast"], rel=1e-3)
+    assert (grads["half"] - grads["autocast"]).norm() < 0.03 * grads["fp32"].norm()
+    assert (grads["half"] - grads["fp32"]).norm() <= 1.1 * (grads["autocast"] - grads["fp32"]).norm()
 
 
 def test_temporal_attention_mixes_frames_once_trained():

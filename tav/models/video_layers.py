@@ -117,7 +117,7 @@ def new_temporal_modules(block: nn.Module) -> tuple[nn.LayerNorm, Attention]:
     """
     dim = block.norm1.normalized_shape[0]
     like = block.attn1.to_q.weight
-    norm_temp = RenderLayerNorm(dim).to(like.device, like.dtype)
+    norm_temp = HalfLayerNorm(dim).to(like.device, like.dtype)
     attn_temp = Attention(query_dim=dim, heads=block.attn1.heads, dim_head=dim // block.attn1.heads,
                           bias=False, out_bias=True).to(like.device, like.dtype)
     nn.init.zeros_(attn_temp.to_out[0].weight)
@@ -137,33 +137,36 @@ def add_temporal_attention(block: nn.Module, frames: FrameContext) -> None:
     block.register_forward_hook(TemporalResidual())
 
 
-def renders_in_half(weight: torch.Tensor | None, x: torch.Tensor) -> bool:
-    """Whether a norm with this weight is rendering (no gradients) with half weights under autocast."""
-    return (weight is not None and weight.dtype != torch.float32 and not torch.is_grad_enabled()
-            and torch.is_autocast_enabled(x.device.type))
+def normalises_in_half(weight: torch.Tensor | None, x: torch.Tensor) -> bool:
+    """Whether a norm with this weight normalises in the weight's half dtype: half weights under autocast."""
+    return weight is not None and weight.dtype != torch.float32 and torch.is_autocast_enabled(x.device.type)
 
 
-class HalfRenderingNorm:
-    """A norm that renders in its weights' half dtype. Autocast runs every norm in fp32, so its output, what
-    follows it and the next layer's input cast move two to four times the bytes; rendering with half weights
-    (no gradients), the norm normalises in their dtype instead (its statistics still accumulate in fp32).
-    Training keeps autocast's fp32, as the official code does. Subclasses give `_normalise`."""
+class HalfNorm:
+    """A norm that normalises in its weights' half dtype under autocast, rendering and training.
+
+    Autocast runs every norm in fp32: it casts the half input up, writes an fp32 output, and the next layer casts
+    it back down, so the norm, what follows it (a SiLU, a transpose) and what backward saves of them move two to
+    four times the bytes. With half (frozen) weights the norm runs in their dtype instead: its statistics and its
+    backward's reductions still accumulate in fp32 inside torch's kernels, and its output takes the rounding the
+    next layer's cast gave it (analysis/PERF.md round 15). Norms with fp32 weights (`train.frozen_dtype=fp32`, a
+    trained norm) keep autocast's fp32. Subclasses give `_normalise`."""
 
     weight: torch.Tensor | None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if renders_in_half(self.weight, x):
+        if normalises_in_half(self.weight, x):
             with torch.autocast(x.device.type, enabled=False):
                 return self._normalise(x.to(self.weight.dtype))
         return self._normalise(x)
 
 
-class RenderLayerNorm(HalfRenderingNorm, nn.LayerNorm):
-    """nn.LayerNorm that renders in its half weights' dtype; same parameters and state-dict keys."""
+class HalfLayerNorm(HalfNorm, nn.LayerNorm):
+    """nn.LayerNorm that normalises in its half weights' dtype; same parameters and state-dict keys."""
 
     @classmethod
-    def replacing(cls, norm: nn.LayerNorm) -> "RenderLayerNorm":
-        """A RenderLayerNorm that shares `norm`'s parameter tensors (no copy)."""
+    def replacing(cls, norm: nn.LayerNorm) -> "HalfLayerNorm":
+        """A HalfLayerNorm that shares `norm`'s parameter tensors (no copy)."""
         new = cls(norm.normalized_shape, eps=norm.eps, elementwise_affine=False)
         new.weight, new.bias = norm.weight, norm.bias
         new.elementwise_affine = norm.elementwise_affine
@@ -173,11 +176,11 @@ class RenderLayerNorm(HalfRenderingNorm, nn.LayerNorm):
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
 
-class RenderGroupNorm(HalfRenderingNorm, nn.GroupNorm):
-    """nn.GroupNorm (per frame) that renders in its half weights' dtype; same parameters and state-dict keys."""
+class HalfGroupNorm(HalfNorm, nn.GroupNorm):
+    """nn.GroupNorm (per frame) that normalises in its half weights' dtype; same parameters and state-dict keys."""
 
     @classmethod
-    def replacing(cls, norm: nn.GroupNorm) -> "RenderGroupNorm":
+    def replacing(cls, norm: nn.GroupNorm) -> "HalfGroupNorm":
         """An instance of `cls` that shares `norm`'s parameter tensors (no copy)."""
         new = cls(norm.num_groups, norm.num_channels, eps=norm.eps, affine=False)
         new.weight, new.bias = norm.weight, norm.bias
@@ -188,11 +191,11 @@ class RenderGroupNorm(HalfRenderingNorm, nn.GroupNorm):
         return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
 
 
-class FrameGroupNorm(RenderGroupNorm):
+class FrameGroupNorm(HalfGroupNorm):
     """GroupNorm whose statistics span all frames of a clip, as the official model's 5-D GroupNorm.
 
-    A drop-in subclass: its parameters and state-dict keys are those of the GroupNorm it replaces; it renders in
-    its half weights' dtype as every RenderGroupNorm.
+    A drop-in subclass: its parameters and state-dict keys are those of the GroupNorm it replaces; it normalises in
+    its half weights' dtype as every HalfGroupNorm.
     """
 
     frames: FrameContext

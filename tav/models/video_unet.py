@@ -16,7 +16,7 @@ from diffusers.models.resnet import ResnetBlock2D
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from tav.models.video_layers import (FrameContext, FrameGroupNorm, RenderGroupNorm, RenderLayerNorm,
+from tav.models.video_layers import (FrameContext, FrameGroupNorm, HalfGroupNorm, HalfLayerNorm,
                                      SparseCausalAttnProcessor, add_temporal_attention, new_temporal_modules)
 
 DEFAULT_TRAINABLE = ("attn1.to_q", "attn2.to_q", "attn_temp")
@@ -50,7 +50,7 @@ def inflate_unet(unet: UNet2DConditionModel) -> VideoUNet:
     - the resnets' GroupNorms and the output GroupNorm share statistics across the frames of a clip, as
       the official 5-D GroupNorm does (the transformers' input GroupNorm stays per frame, as there);
     - convolutions and cross-attention are unchanged (frames are folded into the batch);
-    - every norm renders in its weights' half dtype under autocast (video_layers.HalfRenderingNorm).
+    - every norm with half weights normalises in their dtype under autocast (video_layers.HalfNorm).
     """
     frames = FrameContext()
     unet.conv_norm_out = FrameGroupNorm.replacing(unet.conv_norm_out, frames)
@@ -63,9 +63,9 @@ def inflate_unet(unet: UNet2DConditionModel) -> VideoUNet:
             module.norm2 = FrameGroupNorm.replacing(module.norm2, frames)
         for name, child in list(module.named_children()):  # the transformers' LayerNorms and input GroupNorms
             if type(child) is nn.LayerNorm:
-                setattr(module, name, RenderLayerNorm.replacing(child))
+                setattr(module, name, HalfLayerNorm.replacing(child))
             elif type(child) is nn.GroupNorm:
-                setattr(module, name, RenderGroupNorm.replacing(child))
+                setattr(module, name, HalfGroupNorm.replacing(child))
     return VideoUNet(unet, frames)
 
 
