@@ -326,7 +326,7 @@ def bench_decode(variants: list[str], frames: int, size: int, dtype: torch.dtype
     counter = ByteCounter()
     with counter:
         pipeline.decode_latents(vae, one)
-    del vae
+    vae = None  # freed before the variants load their own
     for variant in variants:
         vae, chunk, context = decode_variant(variant, dtype)
         torch.cuda.reset_peak_memory_stats()
@@ -345,7 +345,7 @@ def bench_decode(variants: list[str], frames: int, size: int, dtype: torch.dtype
                "frame_tflop": flop / 1e12, "tflops_per_s": flop / frame_s / 1e12,
                "eager_frame_gb": counter.total / 1e9, "eager_gb_per_s": counter.total / frame_s / 1e9,
                "kernels": prof.key_averages().table(sort_by="cuda_time_total", row_limit=15, max_name_column_width=70)}
-        del vae
+        vae = None
         release()
         yield row
 

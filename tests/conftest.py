@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import pwd
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import torch
@@ -124,13 +126,19 @@ def _postgres_binaries() -> tuple[str, str] | None:
     return None
 
 
+def _becoming(owner: pwd.struct_passwd) -> Callable[[], None]:
+    """A subprocess's preexec_fn that runs it as `owner`."""
+    def become() -> None:
+        os.setgid(owner.pw_gid)
+        os.setuid(owner.pw_uid)
+    return become
+
+
 @pytest.fixture
 def postgres_url():
     """A throwaway local PostgreSQL server (its own data folder, a Unix socket, no TCP) and its URL; skips where
     PostgreSQL or the psycopg driver is not installed. PostgreSQL refuses to run as root, so under root the
     server runs as the `postgres` user that Debian's package creates."""
-    import os
-    import pwd
     import shutil
     import subprocess
     import tempfile
@@ -140,22 +148,17 @@ def postgres_url():
     if binaries is None:
         pytest.skip("PostgreSQL (initdb, pg_ctl) is not installed (apt-get install postgresql)")
     initdb, pg_ctl = binaries
-    as_user, owner = None, None
+    owner = None
     if os.geteuid() == 0:
         try:
             owner = pwd.getpwnam("postgres")
         except KeyError:
             pytest.skip("running as root and there is no `postgres` user to run the server as")
-
-        def as_user():
-            os.setgid(owner.pw_gid)
-            os.setuid(owner.pw_uid)
-
     folder = Path(tempfile.mkdtemp(prefix="tav-pg-"))  # not under pytest's 0700 tmp: the server's user must reach it
     if owner:
         os.chown(folder, owner.pw_uid, owner.pw_gid)
     data, socket = folder / "data", folder
-    run = dict(preexec_fn=as_user, capture_output=True, text=True, timeout=120, check=True)
+    run = dict(preexec_fn=_becoming(owner) if owner else None, capture_output=True, text=True, timeout=120, check=True)
     subprocess.run([initdb, "-D", str(data), "-U", "tav", "--auth=trust", "--no-sync"], **run)
     subprocess.run([pg_ctl, "-D", str(data), "-l", str(folder / "server.log"), "-w", "start",
                     "-o", f"-k {socket} -c listen_addresses='' -c fsync=off"], **run)
