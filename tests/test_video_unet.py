@@ -7,6 +7,7 @@ from tav.models import DEFAULT_TRAINABLE, inflate_unet, load_trainable, save_tra
 from tav.models.lora import add_lora
 from tav.models.presets import sd15_unet, tiny_unet
 from tav.models.video_layers import HalfNorm
+from tav.train import TrainSettings, apply_speed_settings, cast_weights
 
 
 def image_unet_per_frame(unet, clip, t, text):
@@ -62,15 +63,10 @@ def test_a_training_step_with_half_norms_is_as_close_to_fp32_as_autocasts_fp32_n
     half = inflate_unet(tiny_unet())
     for p in select_trainable(half):
         torch.nn.init.normal_(p, std=0.05)
-    for p in half.unet.parameters():
-        if not p.requires_grad:
-            p.data = p.data.to(torch.bfloat16)
+    apply_speed_settings(half, TrainSettings(mixed_precision="bf16", frozen_dtype="bf16"))
     autocast, fp32 = copy.deepcopy(half), copy.deepcopy(half)
-    for m in autocast.modules():
-        if isinstance(m, HalfNorm) and m.weight is not None:
-            m.weight.data, m.bias.data = m.weight.data.float(), m.bias.data.float()
-    for p in fp32.unet.parameters():
-        p.data = p.data.float()
+    cast_weights((p for m in autocast.modules() if isinstance(m, HalfNorm) for p in m.parameters()), torch.float32)
+    cast_weights(fp32.unet.parameters(), torch.float32)
     clip, text = torch.randn(1, 4, 3, 8, 8), torch.randn(1, 77, 32)
     losses, grads = {}, {}
     for name, model in {"half": half, "autocast": autocast, "fp32": fp32}.items():
