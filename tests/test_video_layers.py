@@ -1,11 +1,16 @@
+import copy
+
 import pytest
 import torch
+from diffusers.models.activations import GEGLU
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from torch import nn
 
 from tav.models import video_layers
 from tav.models.video_layers import (FrameContext, FrameGroupNorm, HalfGroupNorm, HalfLayerNorm,
-                                     SparseCausalAttnProcessor, TemporalAttnProcessor, normalises_in_half)
+                                     SparseCausalAttnProcessor, SplitGEGLU, TemporalAttnProcessor, TokenProjection,
+                                     normalises_in_half, project_tokens)
 
 
 def test_sparse_causal_attention_matches_per_frame_reference_forward_and_backward():
@@ -133,3 +138,38 @@ def test_a_norm_normalises_in_its_half_weights_dtype_rendering_and_training(kind
     with torch.autocast("cpu", dtype=torch.bfloat16):  # fp32 weights (trained norms) keep autocast's fp32
         assert not normalises_in_half(reference.weight, x)
     assert set(half.state_dict()) == set(reference.state_dict())
+
+
+def test_a_transformer_projecting_tokens_is_the_one_convolving_the_image_forward_and_backward():
+    image = Transformer2DModel(num_attention_heads=2, attention_head_dim=8, in_channels=16, norm_num_groups=4,
+                               cross_attention_dim=12)
+    tokens = copy.deepcopy(image)
+    project_tokens(tokens)
+    assert isinstance(tokens.proj_in, TokenProjection) and tokens.use_linear_projection
+    assert {k: v.shape for k, v in tokens.state_dict().items()} == {k: v.shape for k, v in image.state_dict().items()}
+
+    x = torch.randn(3, 16, 4, 5, requires_grad=True)
+    text = torch.randn(3, 7, 12)
+    out, expected = tokens(x, text).sample, image(x, text).sample
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    upstream = torch.randn_like(out)
+    (out * upstream).sum().backward()
+    (grad,), x.grad = (x.grad.clone(),), None
+    (expected * upstream).sum().backward()
+    torch.testing.assert_close(grad, x.grad, rtol=1e-5, atol=1e-5)
+    for name in ("proj_in", "proj_out"):  # a tuned projection gets the convolution's gradients, in its shape
+        torch.testing.assert_close(getattr(tokens, name).weight.grad, getattr(image, name).weight.grad,
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_split_geglu_is_diffusers_geglu_forward_and_backward():
+    geglu = GEGLU(8, 16)
+    split = SplitGEGLU.replacing(copy.deepcopy(geglu))
+    x = torch.randn(2, 5, 8, requires_grad=True)
+    out, expected = split(x), geglu(x)
+    torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6)
+    upstream = torch.randn_like(out)
+    (grad,) = torch.autograd.grad(out, x, upstream)
+    (expected_grad,) = torch.autograd.grad(expected, x, upstream)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-6, atol=1e-6)
+    assert split.state_dict().keys() == geglu.state_dict().keys()

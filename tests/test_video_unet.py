@@ -171,3 +171,22 @@ def test_lora_checkpoint_holds_the_inflated_modules_it_cannot_rebuild(tmp_path):
     clip, text = torch.randn(1, 4, 3, 8, 8), torch.randn(1, 77, 32)
     with torch.no_grad():
         torch.testing.assert_close(fresh(clip, 5, text), video(clip, 5, text))
+
+
+def test_lora_on_the_feed_forward_projection_reaches_the_output():
+    # The GEGLU's split matmuls read its projection's weights directly, so a LoRA-wrapped one must be run as is.
+    base = inflate_unet(tiny_unet())
+    video = inflate_unet(tiny_unet())
+    add_lora(video, ["ff.net.0.proj"], rank=2)
+    for name, p in video.unet.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p)
+    clip, text = torch.randn(1, 4, 3, 8, 8), torch.randn(1, 77, 32)
+    with torch.no_grad():
+        assert not torch.allclose(video(clip, 5, text), base(clip, 5, text))
+
+
+def test_lora_on_a_module_it_cannot_adapt_names_the_setting_and_the_fix():
+    with pytest.raises(ValueError, match=r"train.trainable_modules=\['proj_in'\] with train.lora_rank=2: .*"
+                                         r"\(train.lora_rank=0\)"):
+        add_lora(inflate_unet(tiny_unet()), ["proj_in"], rank=2)

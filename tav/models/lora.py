@@ -31,7 +31,15 @@ def add_lora(video_unet: VideoUNet, suffixes: Sequence[str], rank: int, alpha: f
     video_unet.requires_grad_(False)
     config = LoraConfig(r=rank, lora_alpha=alpha or rank, init_lora_weights=True,
                         target_modules=lora_target_pattern(suffixes))
-    video_unet.unet.add_adapter(config)
+    try:
+        video_unet.unet.add_adapter(config)
+    except ValueError as error:  # peft: a matched module of a type it cannot adapt
+        if "is not supported" not in str(error):
+            raise
+        module = str(error).split("Target module ")[-1].split(" is not supported")[0]
+        raise ValueError(f"train.trainable_modules={list(suffixes)} with train.lora_rank={rank}: LoRA adapts linear "
+                         f"layers and attention blocks, not {module}; tune that module without LoRA "
+                         "(train.lora_rank=0) or leave it out of train.trainable_modules") from None
     trainable = [p for name, p in video_unet.unet.named_parameters() if "lora_" in name]
     if not trainable:
         raise ValueError(f"LoRA matched no linear layer for train.trainable_modules={list(suffixes)}")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from diffusers.models.activations import GEGLU
 from diffusers.models.attention_processor import Attention
 from torch import nn
 
@@ -242,3 +243,52 @@ class FrameGroupNorm(HalfGroupNorm):
             scale, shift = scale * self.weight, shift * self.weight + self.bias
         shape = (batch_frames, channels) + (1,) * (x.ndim - 2)
         return torch.addcmul(shift.reshape(shape).to(x.dtype), normed, scale.reshape(shape).to(x.dtype), out=normed)
+
+
+class TokenProjection(nn.Module):
+    """An SD-1.x transformer's `proj_in`/`proj_out`, a 1x1 convolution, applied to the tokens as the linear layer it is.
+
+    Diffusers' Transformer2DModel with `use_linear_projection` projects the tokens (batch, positions, channels)
+    instead of the image (batch, channels, height, width), which spares each projection cuDNN's two layout
+    conversions and its separate bias add (cuBLAS adds the bias in the matmul) (analysis/PERF.md round 16). The
+    same products of the same weights: the convolution's parameters, their shapes and state-dict keys unchanged."""
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        self.weight, self.bias = conv.weight, conv.bias  # (out, in, 1, 1) and (out,): the convolution's tensors
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return F.linear(tokens, self.weight.flatten(1), self.bias)
+
+
+def project_tokens(transformer: nn.Module) -> None:
+    """Switch a diffusers Transformer2DModel with 1x1-convolution projections to TokenProjections, in place."""
+    if transformer.use_linear_projection or not isinstance(transformer.proj_in, nn.Conv2d):
+        return
+    transformer.proj_in = TokenProjection(transformer.proj_in)
+    transformer.proj_out = TokenProjection(transformer.proj_out)
+    transformer.use_linear_projection = True
+
+
+class SplitGEGLU(GEGLU):
+    """Diffusers' GEGLU with its projection's two halves applied as two matmuls.
+
+    GEGLU projects to twice its width and splits the result, so the GELU and the product read strided halves (the
+    slow path of torch's elementwise kernels); two matmuls over the weight's row halves (views) write contiguous
+    halves instead. The same products of the same weights; where peft wrapped the projection in a LoRA layer,
+    diffusers' own forward runs."""
+
+    @classmethod
+    def replacing(cls, geglu: GEGLU) -> "SplitGEGLU":
+        """A SplitGEGLU that holds `geglu`'s projection (the same module)."""
+        new = cls.__new__(cls)
+        nn.Module.__init__(new)
+        new.proj = geglu.proj
+        return new
+
+    def forward(self, hidden_states: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        if type(self.proj) is not nn.Linear:
+            return super().forward(hidden_states, *args, **kwargs)
+        weights = self.proj.weight.chunk(2)
+        biases = self.proj.bias.chunk(2) if self.proj.bias is not None else (None, None)
+        return F.linear(hidden_states, weights[0], biases[0]) * self.gelu(F.linear(hidden_states, weights[1], biases[1]))

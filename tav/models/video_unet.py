@@ -11,13 +11,16 @@ from typing import Iterable, Sequence
 
 import torch
 from diffusers import UNet2DConditionModel
+from diffusers.models.activations import GEGLU
 from diffusers.models.attention import BasicTransformerBlock
 from diffusers.models.resnet import ResnetBlock2D
+from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from tav.models.video_layers import (FrameContext, FrameGroupNorm, HalfGroupNorm, HalfLayerNorm,
-                                     SparseCausalAttnProcessor, add_temporal_attention, new_temporal_modules)
+                                     SparseCausalAttnProcessor, SplitGEGLU, add_temporal_attention,
+                                     new_temporal_modules, project_tokens)
 
 DEFAULT_TRAINABLE = ("attn1.to_q", "attn2.to_q", "attn_temp")
 INFLATED_MODULES = ("attn_temp", "norm_temp")  # modules inflation adds: no base model holds their weights
@@ -50,7 +53,10 @@ def inflate_unet(unet: UNet2DConditionModel) -> VideoUNet:
     - the resnets' GroupNorms and the output GroupNorm share statistics across the frames of a clip, as
       the official 5-D GroupNorm does (the transformers' input GroupNorm stays per frame, as there);
     - convolutions and cross-attention are unchanged (frames are folded into the batch);
-    - every norm with half weights normalises in their dtype under autocast (video_layers.HalfNorm).
+    - every norm with half weights normalises in their dtype under autocast (video_layers.HalfNorm);
+    - for speed only, the same arithmetic: the transformers project tokens with linear layers instead of 1x1
+      convolutions (video_layers.TokenProjection) and the feed-forwards' GEGLUs project their halves apart
+      (video_layers.SplitGEGLU); the state dict keeps its keys and shapes.
     """
     frames = FrameContext()
     unet.conv_norm_out = FrameGroupNorm.replacing(unet.conv_norm_out, frames)
@@ -61,11 +67,15 @@ def inflate_unet(unet: UNet2DConditionModel) -> VideoUNet:
         elif isinstance(module, ResnetBlock2D):
             module.norm1 = FrameGroupNorm.replacing(module.norm1, frames)
             module.norm2 = FrameGroupNorm.replacing(module.norm2, frames)
-        for name, child in list(module.named_children()):  # the transformers' LayerNorms and input GroupNorms
+        elif isinstance(module, Transformer2DModel):
+            project_tokens(module)
+        for name, child in list(module.named_children()):  # the transformers' LayerNorms, input GroupNorms, GEGLUs
             if type(child) is nn.LayerNorm:
                 setattr(module, name, HalfLayerNorm.replacing(child))
             elif type(child) is nn.GroupNorm:
                 setattr(module, name, HalfGroupNorm.replacing(child))
+            elif type(child) is GEGLU:
+                setattr(module, name, SplitGEGLU.replacing(child))
     return VideoUNet(unet, frames)
 
 
