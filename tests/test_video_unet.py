@@ -186,7 +186,21 @@ def test_lora_on_the_feed_forward_projection_reaches_the_output():
         assert not torch.allclose(video(clip, 5, text), base(clip, 5, text))
 
 
+def test_lora_adapts_the_transformers_projections_as_the_convolutions_they_are():
+    base = inflate_unet(tiny_unet())
+    video = inflate_unet(tiny_unet())
+    add_lora(video, ["proj_in", "proj_out"], rank=2)
+    assert any("proj_in.lora_A" in n for n, _ in video.unet.named_parameters())
+    clip, text = torch.randn(1, 4, 3, 8, 8), torch.randn(1, 77, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(video(clip, 5, text), base(clip, 5, text))
+        for name, p in video.unet.named_parameters():
+            if "lora_B" in name:
+                torch.nn.init.normal_(p)
+        assert not torch.allclose(video(clip, 5, text), base(clip, 5, text))
+
+
 def test_lora_on_a_module_it_cannot_adapt_names_the_setting_and_the_fix():
-    with pytest.raises(ValueError, match=r"train.trainable_modules=\['proj_in'\] with train.lora_rank=2: .*"
+    with pytest.raises(ValueError, match=r"train.trainable_modules=\['norm_temp'\] with train.lora_rank=2: .*"
                                          r"\(train.lora_rank=0\)"):
-        add_lora(inflate_unet(tiny_unet()), ["proj_in"], rank=2)
+        add_lora(inflate_unet(tiny_unet()), ["norm_temp"], rank=2)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
+from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from peft import LoraConfig
 from torch import nn
 
+from tav.models.video_layers import project_image
 from tav.models.video_unet import VideoUNet
 
 # A module suffix that names an attention block rather than a linear layer adapts all of its projections.
@@ -29,8 +31,12 @@ def lora_target_pattern(suffixes: Sequence[str]) -> str:
 def add_lora(video_unet: VideoUNet, suffixes: Sequence[str], rank: int, alpha: float | None = None) -> list[nn.Parameter]:
     """Freeze the UNet and add LoRA adapters of `rank`; returns the adapter parameters (the trainable set)."""
     video_unet.requires_grad_(False)
-    config = LoraConfig(r=rank, lora_alpha=alpha or rank, init_lora_weights=True,
-                        target_modules=lora_target_pattern(suffixes))
+    pattern = lora_target_pattern(suffixes)
+    for name, module in video_unet.unet.named_modules():  # adapted projections go back to the image's convolutions
+        if isinstance(module, Transformer2DModel) and any(re.fullmatch(pattern, f"{name}.{projection}")
+                                                          for projection in ("proj_in", "proj_out")):
+            project_image(module)
+    config = LoraConfig(r=rank, lora_alpha=alpha or rank, init_lora_weights=True, target_modules=pattern)
     try:
         video_unet.unet.add_adapter(config)
     except ValueError as error:  # peft: a matched module of a type it cannot adapt
@@ -38,7 +44,7 @@ def add_lora(video_unet: VideoUNet, suffixes: Sequence[str], rank: int, alpha: f
             raise
         module = str(error).split("Target module ")[-1].split(" is not supported")[0]
         raise ValueError(f"train.trainable_modules={list(suffixes)} with train.lora_rank={rank}: LoRA adapts linear "
-                         f"layers and attention blocks, not {module}; tune that module without LoRA "
+                         f"layers, convolutions and attention blocks, not {module}; tune that module without LoRA "
                          "(train.lora_rank=0) or leave it out of train.trainable_modules") from None
     trainable = [p for name, p in video_unet.unet.named_parameters() if "lora_" in name]
     if not trainable:

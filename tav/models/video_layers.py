@@ -252,7 +252,7 @@ class TokenProjection(nn.Module):
     instead of the image (batch, channels, height, width): cuBLAS adds the bias inside the matmul, and the copies
     between the two layouts around the projections halve. An eager guided step of 4 clips 737 -> 703 ms on an H100
     (analysis/PERF.md round 16). The same products of the same weights: the convolution's parameters, their shapes
-    and state-dict keys unchanged."""
+    and state-dict keys unchanged. A LoRA on a projection puts it back as the convolution first (`project_image`)."""
 
     def __init__(self, conv: nn.Conv2d):
         super().__init__()
@@ -269,6 +269,19 @@ def project_tokens(transformer: nn.Module) -> None:
     transformer.proj_in = TokenProjection(transformer.proj_in)
     transformer.proj_out = TokenProjection(transformer.proj_out)
     transformer.use_linear_projection = True
+
+
+def project_image(transformer: nn.Module) -> None:
+    """Undo `project_tokens`, in place: 1x1 convolutions over the image again, holding the same parameters (peft
+    adapts convolutions with LoRA, not TokenProjections)."""
+    if not isinstance(transformer.proj_in, TokenProjection):
+        return
+    for name in ("proj_in", "proj_out"):
+        tokens = getattr(transformer, name)
+        conv = nn.Conv2d(tokens.weight.shape[1], tokens.weight.shape[0], 1, bias=tokens.bias is not None, device="meta")
+        conv.weight, conv.bias = tokens.weight, tokens.bias
+        setattr(transformer, name, conv)
+    transformer.use_linear_projection = False
 
 
 class SplitGEGLU(GEGLU):
