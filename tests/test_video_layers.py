@@ -154,7 +154,7 @@ def test_a_transformer_projecting_tokens_is_the_one_convolving_the_image_forward
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
     upstream = torch.randn_like(out)
     (out * upstream).sum().backward()
-    (grad,), x.grad = (x.grad.clone(),), None
+    grad, x.grad = x.grad.clone(), None
     (expected * upstream).sum().backward()
     torch.testing.assert_close(grad, x.grad, rtol=1e-5, atol=1e-5)
     for name in ("proj_in", "proj_out"):  # a tuned projection gets the convolution's gradients, in its shape

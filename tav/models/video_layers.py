@@ -264,7 +264,7 @@ class TokenProjection(nn.Module):
 
 def project_tokens(transformer: nn.Module) -> None:
     """Switch a diffusers Transformer2DModel with 1x1-convolution projections to TokenProjections, in place."""
-    if transformer.use_linear_projection or not isinstance(transformer.proj_in, nn.Conv2d):
+    if not isinstance(transformer.proj_in, nn.Conv2d):  # SD-2's linear projections, or projecting tokens already
         return
     transformer.proj_in = TokenProjection(transformer.proj_in)
     transformer.proj_out = TokenProjection(transformer.proj_out)
