@@ -134,7 +134,7 @@ def compile_unet(video_unet: VideoUNet, compile_mode: str, dynamic: bool = False
         video_unet.unet.compile(dynamic=dynamic)
     else:
         # Regional compilation: the transformer blocks and resnets hold the video layers' eager overhead
-        # (sparse-causal gathers, temporal rearranges, FrameGroupNorm's transposes) and repeat, so compiling them
+        # (sparse-causal gathers, temporal rearranges, FrameGroupNorm's statistics and fp32 casts) and repeat, so compiling them
         # alone skips the rest of the UNet's graph. UNet2DConditionModel declares no repeated blocks of its own.
         video_unet.unet._repeated_blocks = REGIONAL_BLOCKS
         video_unet.unet.compile_repeated_blocks(dynamic=dynamic)
@@ -142,7 +142,7 @@ def compile_unet(video_unet: VideoUNet, compile_mode: str, dynamic: bool = False
 
 COMPILE_MODES = ("regional", "full")
 # Class names compiled alone with compile_mode=regional: the transformer blocks (the video layers' gathers and
-# rearranges) and the resnets (FrameGroupNorm's frame transposes and fp32 casts, eager copies otherwise).
+# rearranges) and the resnets (FrameGroupNorm's statistics and fp32 casts, separate kernels otherwise).
 REGIONAL_BLOCKS = ["BasicTransformerBlock", "ResnetBlock2D"]
 
 

@@ -75,22 +75,33 @@ def test_frame_group_norm_shares_statistics_across_frames_like_5d_groupnorm():
     norm = FrameGroupNorm.replacing(reference, frames)
     # (batch, channels, frames, h, w) as the official model holds it; frames of unlike means and spreads
     clip = torch.randn(2, 8, 3, 5, 5) * torch.tensor([0.5, 1.0, 3.0]).view(1, 1, 3, 1, 1) + torch.randn(2, 8, 3, 1, 1)
+    clip.requires_grad_()
     folded = clip.transpose(1, 2).reshape(6, 8, 5, 5)
     expected = reference(clip).transpose(1, 2).reshape(6, 8, 5, 5)
-    torch.testing.assert_close(norm(folded), expected, rtol=1e-5, atol=1e-5)
-    with torch.no_grad():  # the rendering path pools each frame's statistics instead of transposing
+    grad_out = torch.randn(6, 8, 5, 5)
+    expected_grads = torch.autograd.grad(expected, (clip, reference.weight, reference.bias), grad_out)
+    out = norm(folded)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    grads = torch.autograd.grad(out, (clip, norm.weight, norm.bias), grad_out)
+    for grad, expected_grad in zip(grads, expected_grads):  # input, weight, bias: as the 5-D GroupNorm's backward
+        torch.testing.assert_close(grad, expected_grad, rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
         torch.testing.assert_close(norm(folded), expected, rtol=1e-5, atol=1e-5)
     assert norm.weight is reference.weight  # same parameters, same state-dict keys
     assert set(norm.state_dict()) == set(reference.state_dict())
 
 
-def test_frame_group_norm_renders_in_one_compiled_graph():
-    """The rendering path traces without a graph break, so a compiled sampler keeps each resnet one graph."""
+def test_frame_group_norm_renders_and_trains_in_one_compiled_graph():
+    """Rendering and training trace without a graph break, so a compiled UNet keeps each resnet one graph."""
     norm = FrameGroupNorm.replacing(nn.GroupNorm(4, 8), FrameContext(num_frames=3))
-    x = torch.randn(6, 8, 5, 5)
+    x = torch.randn(6, 8, 5, 5, requires_grad=True)
+    compiled = torch.compile(norm, backend="aot_eager", fullgraph=True)
     with torch.no_grad():
-        compiled = torch.compile(norm, backend="aot_eager", fullgraph=True)(x)
-        torch.testing.assert_close(compiled, norm(x))
+        torch.testing.assert_close(compiled(x), norm(x))
+    grad_out = torch.randn(6, 8, 5, 5)
+    grads = torch.autograd.grad(compiled(x), (x, norm.weight, norm.bias), grad_out)
+    for grad, eager in zip(grads, torch.autograd.grad(norm(x), (x, norm.weight, norm.bias), grad_out)):
+        torch.testing.assert_close(grad, eager)
 
 
 def test_frame_group_norm_on_one_frame_is_plain_groupnorm():

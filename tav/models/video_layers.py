@@ -212,37 +212,87 @@ class FrameGroupNorm(HalfGroupNorm):
         num_frames = self.frames.num_frames
         if num_frames == 1:
             return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
-        if not torch.is_grad_enabled():
-            return self._pooling_frame_statistics(x, num_frames)
-        batch_frames, channels, height, width = x.shape
-        clip = x.view(batch_frames // num_frames, num_frames, channels, height, width).transpose(1, 2)
-        out = F.group_norm(clip, self.num_groups, self.weight, self.bias, self.eps)
-        return out.transpose(1, 2).reshape(batch_frames, channels, height, width)
-
-    def _pooling_frame_statistics(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
-        """The same norm without gradients, in the frames' own layout: each frame normalised by torch's GroupNorm
-        kernel, then one scale and shift per frame and channel that move it from its frame's statistics to its
-        clip's, instead of two strided copies of the activations to and from the clip's layout: an eager clip renders
-        4.7% faster, numerically the same in bf16 (analysis/PERF.md round 10). It traces whole (fullgraph) where the
-        UNet is compiled."""
         if torch.is_autocast_enabled(x.device.type):
             x = x.float()  # what autocast does to a GroupNorm's input
+        return ClipGroupNorm.apply(x, self.weight, self.bias, num_frames, self.num_groups, self.eps)
+
+
+def _per_channel(per_group: torch.Tensor, channels: int, num_frames: int) -> torch.Tensor:
+    """(clips, groups) -> one value a frame and channel, (clips * frames * channels,)."""
+    clips, groups = per_group.shape
+    return per_group.repeat_interleave(channels // groups, dim=1).unsqueeze(1).expand(clips, num_frames, channels).reshape(-1)
+
+
+def _rows(x: torch.Tensor) -> torch.Tensor:
+    """(batch * frames, channels, ...) -> (1, batch * frames * channels, pixels): one batch-norm channel a frame and
+    channel, so batch norm's kernels apply or reduce per frame and channel."""
+    return x.reshape(1, x.shape[0] * x.shape[1], -1)
+
+
+class ClipGroupNorm(torch.autograd.Function):
+    """GroupNorm of frame-folded activations (batch * frames, channels, ...) with statistics over each clip's
+    frames, in the frames' own layout: each frame's group moments (one read of the activations, enough blocks for
+    every SM), pooled per clip, and one pass applying each frame and channel its scale and shift in fp32 through
+    batch norm's inference kernel. The clip's layout (a transpose) costs two copies each way and gives torch's
+    GroupNorm one row a group and clip, 32 blocks for a GPU of 132 SMs (analysis/PERF.md round 17).
+
+    Backward: batch norm's backward reduction gives each frame and channel its sums of dy and dy * x_hat in fp32,
+    pooled per clip and group; the input's gradient is one more affine pass, as torch's GroupNorm backward computes
+    it. The statistics round as the activations' dtype (bf16 under autocast); everything after accumulates in fp32.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, num_frames: int,
+                num_groups: int, eps: float) -> torch.Tensor:
         batch_frames, channels = x.shape[:2]
-        groups, per_group = self.num_groups, self.num_channels // self.num_groups
-        # aten's native_group_norm: the one op that returns the mean and 1/std each frame was normalised with.
-        normed, mean, rstd = torch.native_group_norm(x, None, None, batch_frames, channels, x[0, 0].numel(), groups,
-                                                     self.eps)
-        mean, rstd = mean.float().view(-1, num_frames, groups), rstd.float().view(-1, num_frames, groups)
-        clip_mean = mean.mean(1, keepdim=True)
-        clip_var = (rstd.pow(-2) - self.eps + (mean - clip_mean).square()).mean(1, keepdim=True)
-        clip_rstd = (clip_var + self.eps).rsqrt()
-        # (x - clip mean) * clip rstd = normed * (clip rstd / rstd) + (mean - clip mean) * clip rstd
-        scale = (clip_rstd / rstd).repeat_interleave(per_group, dim=2)
-        shift = ((mean - clip_mean) * clip_rstd).repeat_interleave(per_group, dim=2)
-        if self.weight is not None:
-            scale, shift = scale * self.weight, shift * self.weight + self.bias
-        shape = (batch_frames, channels) + (1,) * (x.ndim - 2)
-        return torch.addcmul(shift.reshape(shape).to(x.dtype), normed, scale.reshape(shape).to(x.dtype), out=normed)
+        var, mean = torch.var_mean(x.reshape(batch_frames // num_frames, num_frames, num_groups, -1), dim=-1,
+                                   correction=0)
+        mean, var = mean.float(), var.float()  # (clips, frames, groups)
+        clip_mean = mean.mean(1)
+        clip_var = (var + (mean - clip_mean.unsqueeze(1)).square()).mean(1)
+        mean_rows, var_rows = (_per_channel(t, channels, num_frames) for t in (clip_mean, clip_var))
+        weight_rows, bias_rows = (None if t is None else t.float().repeat(batch_frames) for t in (weight, bias))
+        out = F.batch_norm(_rows(x), mean_rows, var_rows, weight_rows, bias_rows, False, 0.0, eps)
+        ctx.save_for_backward(x, weight, clip_mean, clip_var)
+        ctx.num_frames, ctx.eps, ctx.bias_dtype = num_frames, eps, None if bias is None else bias.dtype
+        return out.view(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        x, weight, clip_mean, clip_var = ctx.saved_tensors
+        num_frames, eps = ctx.num_frames, ctx.eps
+        batch_frames, channels = x.shape[:2]
+        clips, groups = clip_var.shape
+        rstd = (clip_var + eps).rsqrt()
+        mean_rows, var_rows = _per_channel(clip_mean, channels, num_frames), _per_channel(clip_var, channels, num_frames)
+        # aten's batch-norm backward is the one op that sums dy and dy * x_hat per channel in fp32 without writing
+        # their product; asked for the weight and bias gradients only, it writes nothing the size of x.
+        _, dy_xhat, dy_sum = torch.ops.aten.native_batch_norm_backward(
+            _rows(grad_out), _rows(x), torch.ones_like(mean_rows), None, None, mean_rows,
+            _per_channel(rstd, channels, num_frames), True, eps, [False, True, True])
+        dy_xhat, dy_sum = dy_xhat.view(clips, num_frames, channels), dy_sum.view(clips, num_frames, channels)
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            scale = weight.float() if weight is not None else torch.ones(channels, device=x.device)
+            count = num_frames * x[0, 0].numel() * (channels // groups)
+
+            def mean_of_group(per_channel: torch.Tensor) -> torch.Tensor:  # mean of weight * it over clip and group
+                return (per_channel * scale).sum(1).view(clips, groups, -1).sum(-1) / count
+
+            # dx = rstd * (weight * dy - mean(weight * dy) - x_hat * mean(weight * dy * x_hat)), means over each clip
+            # and group: x normalised as in forward with a weight and bias of its own, plus rstd * weight * dy.
+            x_hat_weight, x_hat_bias = -rstd * mean_of_group(dy_xhat), -rstd * mean_of_group(dy_sum)
+            affine = F.batch_norm(_rows(x), mean_rows, var_rows, _per_channel(x_hat_weight, channels, num_frames),
+                                  _per_channel(x_hat_bias, channels, num_frames), False, 0.0, eps)
+            dy_scale = rstd.repeat_interleave(channels // groups, dim=1) * scale
+            clip_shape = (clips, num_frames, *x.shape[1:])
+            grad_x = torch.addcmul(affine.view(clip_shape), grad_out.reshape(clip_shape),
+                                   dy_scale.view(clips, 1, channels, *[1] * (x.ndim - 2)).to(x.dtype)).view(x.shape)
+        if weight is not None and ctx.needs_input_grad[1]:
+            grad_weight = dy_xhat.sum((0, 1)).to(weight.dtype)
+        if ctx.bias_dtype is not None and ctx.needs_input_grad[2]:
+            grad_bias = dy_sum.sum((0, 1)).to(ctx.bias_dtype)
+        return grad_x, grad_weight, grad_bias, None, None, None
 
 
 class TokenProjection(nn.Module):
