@@ -19,6 +19,11 @@ of DECODE_OPTIONS (`chunk<N>`: frames a decoder call, 8 by default; `channels_la
 variant's heaviest kernels for one call:
 
     python analysis/bench_gpu.py --decode --frames 24 --variants chunk8,chunk24,chunk8+channels_last,chunk8+compile
+
+`--first-steps` reports what a fresh process's first training step and guided steps cost beyond the steady ones,
+and which ops took it (`--no-cudnn-attention` for SDPA without cuDNN's run-time built kernels):
+
+    python analysis/bench_gpu.py --frames 24 --variants frozen_bf16 --first-steps
 """
 
 from __future__ import annotations
@@ -244,6 +249,34 @@ def profile_step(variant: str, args: argparse.Namespace, latents, text) -> str:
                       "CUDA time under each aten op (children included), one step:", *op_lines])
 
 
+def first_steps(variant: str, args: argparse.Namespace, latents, text) -> str:
+    """What a fresh process's first steps cost beyond the steady ones: a training step, a guided step of one clip
+    (inversion's batch) and one of 4 clips, each's first call against the median of 3 after it, with the aten ops
+    that took the first call's CPU time. Run it in a fresh process: whatever ran before has set up its shapes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    dtype = DTYPES[args.dtype]
+    video, trainable = build_variant(variant, args.dtype)
+    steps = {"training step": training_step(video, trainable, latents, text, dtype)}
+    lines = [f"{variant}, cuDNN attention {'on' if torch.backends.cuda.cudnn_sdp_enabled() else 'off'}"]
+    for name, step in [*steps.items(), ("guided step, 1 clip", None), ("guided step, 4 clips", None)]:
+        if step is None:
+            video.eval()
+            step = guided_step(video, latents, text, 1 if "1 clip" in name else 4, dtype)
+        with profile(activities=[ProfilerActivity.CPU]) as first_call:
+            start = time.perf_counter()
+            step()
+            torch.cuda.synchronize()
+            first = time.perf_counter() - start
+        median = statistics.median(timed(step, 3)[1])
+        lines.append(f"{name}: first {first:.2f} s, then {median * 1e3:.1f} ms, first-call extra {first - median:.2f} s")
+        ops = sorted(first_call.key_averages(), key=lambda e: e.cpu_time_total, reverse=True)
+        lines += [f"    {e.key[:56]:<56} {e.cpu_time_total / 1e6:6.2f} s {e.count:5d} calls" for e in ops[:8]]
+    del video, trainable, steps
+    release()
+    return "\n".join(lines)
+
+
 def bench_attention(frames: int, size: int, dtype: torch.dtype) -> list[dict]:
     """Each SDPA backend on the sparse-causal self-attention at the largest latent size (queries of one frame
     over the keys of frames 0 and i-1, SD-1.5's 8 heads of 40 channels): forward, and forward + backward."""
@@ -382,12 +415,18 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=0,
                         help="instead: profile one guided sampling step of this many clips for each variant")
     parser.add_argument("--profile-train", action="store_true", help="instead: profile one training step")
+    parser.add_argument("--first-steps", action="store_true",
+                        help="instead: what the first training and guided steps of a fresh process cost beyond the rest")
+    parser.add_argument("--no-cudnn-attention", action="store_true",
+                        help="SDPA without cuDNN's kernels (flash / memory-efficient attention)")
     parser.add_argument("--attention", action="store_true",
                         help="instead: time each SDPA backend on the sparse-causal attention at 64x64")
     parser.add_argument("--decode", action="store_true",
                         help="instead: time the VAE decoder on one clip of --frames[0] frames for each --variants "
                              f"entry ({', '.join(DECODE_OPTIONS)} joined by +; default chunk8)")
     args = parser.parse_args()
+    if args.no_cudnn_attention:
+        torch.backends.cuda.enable_cudnn_sdp(False)
     if args.decode:
         env, rows = {"device": torch.cuda.get_device_name(), "torch": torch.__version__}, []
         for row in bench_decode((args.variants or "chunk8").split(","), args.frames[0], args.size,
@@ -402,11 +441,11 @@ def main() -> None:
         for row in bench_attention(args.frames[0], args.size, DTYPES[args.dtype]):
             print(json.dumps(row), flush=True)
         return
-    if args.profile or args.profile_train:
+    if args.profile or args.profile_train or args.first_steps:
         latents = torch.randn(1, 4, args.frames[0], args.size // 8, args.size // 8, device=DEVICE)
         text = torch.randn(1, 77, 768, device=DEVICE)
         for variant in (args.variants.split(",") if args.variants else [variant_from_flags(args)]):
-            print(profile_step(variant, args, latents, text), flush=True)
+            print((first_steps if args.first_steps else profile_step)(variant, args, latents, text), flush=True)
         return
 
     variants = args.variants.split(",") if args.variants else [variant_from_flags(args)]

@@ -55,3 +55,15 @@ def test_a_unet_variant_turns_cudnn_benchmark_on_for_itself_only(on_cpu, monkeyp
     assert not torch.backends.cudnn.benchmark
     bench_gpu.build_variant("frozen_bf16", "bf16")
     assert not torch.backends.cudnn.benchmark
+
+
+def test_first_steps_reports_each_steps_first_call_against_the_steady_ones(on_cpu, monkeypatch):
+    monkeypatch.setattr(bench_gpu, "sd15_unet", tiny_unet)
+    args = bench_gpu.argparse.Namespace(dtype="bf16")
+    report = bench_gpu.first_steps("frozen_bf16", args, torch.randn(1, 4, 3, 8, 8), torch.randn(1, 77, 32))
+    lines = report.splitlines()
+    assert lines[0] == f"frozen_bf16, cuDNN attention {'on' if torch.backends.cuda.cudnn_sdp_enabled() else 'off'}"
+    steps = [line for line in lines if not line.startswith(" ")][1:]
+    assert [line.split(":")[0] for line in steps] == ["training step", "guided step, 1 clip", "guided step, 4 clips"]
+    assert all(" s, then " in line and "first-call extra" in line for line in steps)
+    assert any("aten::" in line for line in lines)  # the ops that took the first call's time
