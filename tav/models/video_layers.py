@@ -246,10 +246,13 @@ class ClipGroupNorm(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None, num_frames: int,
                 num_groups: int, eps: float) -> torch.Tensor:
         batch_frames, channels = x.shape[:2]
-        # std, not var: the moments come out in x's dtype, and fp16 holds a std of up to 65504 (a var of 256 squared)
-        std, mean = torch.std_mean(x.reshape(batch_frames // num_frames, num_frames, num_groups, -1), dim=-1,
-                                   correction=0)
-        mean, var = mean.float(), std.float().square()  # (clips, frames, groups)
+        frame_groups = x.reshape(batch_frames // num_frames, num_frames, num_groups, -1)
+        if x.dtype == torch.float16:  # the moments come out in x's dtype: fp16 holds a std up to 65504, a var to 256^2
+            std, mean = torch.std_mean(frame_groups, dim=-1, correction=0)
+            var = std.float().square()
+        else:  # bf16's variance rounds once where its std squared would round twice
+            var, mean = torch.var_mean(frame_groups, dim=-1, correction=0)
+        mean, var = mean.float(), var.float()  # (clips, frames, groups)
         clip_mean = mean.mean(1)
         clip_var = (var + (mean - clip_mean.unsqueeze(1)).square()).mean(1)
         mean_rows, var_rows = (_per_channel(t, channels, num_frames) for t in (clip_mean, clip_var))
