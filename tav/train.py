@@ -134,8 +134,8 @@ def compile_unet(video_unet: VideoUNet, compile_mode: str, dynamic: bool = False
         video_unet.unet.compile(dynamic=dynamic)
     else:
         # Regional compilation: the transformer blocks and resnets hold the video layers' eager overhead
-        # (sparse-causal gathers, temporal rearranges, FrameGroupNorm's statistics and fp32 casts) and repeat, so compiling them
-        # alone skips the rest of the UNet's graph. UNet2DConditionModel declares no repeated blocks of its own.
+        # (sparse-causal gathers, temporal rearranges, FrameGroupNorm's statistics and fp32 casts) and repeat, so
+        # compiling them alone skips the rest of the UNet's graph. UNet2DConditionModel declares no repeated blocks.
         video_unet.unet._repeated_blocks = REGIONAL_BLOCKS
         video_unet.unet.compile_repeated_blocks(dynamic=dynamic)
 

@@ -220,7 +220,8 @@ class FrameGroupNorm(HalfGroupNorm):
 def _per_channel(per_group: torch.Tensor, channels: int, num_frames: int) -> torch.Tensor:
     """(clips, groups) -> one value a frame and channel, (clips * frames * channels,)."""
     clips, groups = per_group.shape
-    return per_group.repeat_interleave(channels // groups, dim=1).unsqueeze(1).expand(clips, num_frames, channels).reshape(-1)
+    per_clip_channel = per_group.repeat_interleave(channels // groups, dim=1)
+    return per_clip_channel.unsqueeze(1).expand(clips, num_frames, channels).reshape(-1)
 
 
 def _rows(x: torch.Tensor) -> torch.Tensor:
@@ -266,10 +267,10 @@ class ClipGroupNorm(torch.autograd.Function):
     def backward(ctx, grad_out: torch.Tensor):
         x, weight, clip_mean, clip_var = ctx.saved_tensors
         num_frames, eps = ctx.num_frames, ctx.eps
-        batch_frames, channels = x.shape[:2]
+        channels = x.shape[1]
         clips, groups = clip_var.shape
         rstd = (clip_var + eps).rsqrt()
-        mean_rows, var_rows = _per_channel(clip_mean, channels, num_frames), _per_channel(clip_var, channels, num_frames)
+        mean_rows, var_rows = (_per_channel(t, channels, num_frames) for t in (clip_mean, clip_var))
         # aten's batch-norm backward is the one op that sums dy and dy * x_hat per channel in fp32 without writing
         # their product; asked for the weight and bias gradients only, it writes nothing the size of x.
         _, dy_xhat, dy_sum = torch.ops.aten.native_batch_norm_backward(
