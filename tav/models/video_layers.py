@@ -259,23 +259,22 @@ class ClipGroupNorm(torch.autograd.Function):
         mean_rows, var_rows = (_per_channel(t, channels, num_frames) for t in (clip_mean, clip_var))
         weight_rows, bias_rows = (None if t is None else t.float().repeat(batch_frames) for t in (weight, bias))
         out = F.batch_norm(_rows(x), mean_rows, var_rows, weight_rows, bias_rows, False, 0.0, eps)
-        ctx.save_for_backward(x, weight, clip_mean, clip_var)
+        ctx.save_for_backward(x, weight, clip_var, mean_rows, var_rows)
         ctx.num_frames, ctx.eps, ctx.bias_dtype = num_frames, eps, None if bias is None else bias.dtype
         return out.view(x.shape)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
-        x, weight, clip_mean, clip_var = ctx.saved_tensors
+        x, weight, clip_var, mean_rows, var_rows = ctx.saved_tensors
         num_frames, eps = ctx.num_frames, ctx.eps
         channels = x.shape[1]
         clips, groups = clip_var.shape
         rstd = (clip_var + eps).rsqrt()
-        mean_rows, var_rows = (_per_channel(t, channels, num_frames) for t in (clip_mean, clip_var))
         # aten's batch-norm backward is the one op that sums dy and dy * x_hat per channel in fp32 without writing
         # their product; asked for the weight and bias gradients only, it writes nothing the size of x.
         _, dy_xhat, dy_sum = torch.ops.aten.native_batch_norm_backward(
-            _rows(grad_out), _rows(x), torch.ones_like(mean_rows), None, None, mean_rows,
-            _per_channel(rstd, channels, num_frames), True, eps, [False, True, True])
+            _rows(grad_out), _rows(x), torch.ones_like(mean_rows), None, None, mean_rows, (var_rows + eps).rsqrt(),
+            True, eps, [False, True, True])
         dy_xhat, dy_sum = dy_xhat.view(clips, num_frames, channels), dy_sum.view(clips, num_frames, channels)
         grad_x = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
