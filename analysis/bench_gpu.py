@@ -257,12 +257,12 @@ def first_steps(variant: str, args: argparse.Namespace, latents, text) -> str:
 
     dtype = DTYPES[args.dtype]
     video, trainable = build_variant(variant, args.dtype)
-    steps = {"training step": training_step(video, trainable, latents, text, dtype)}
     lines = [f"{variant}, cuDNN attention {'on' if torch.backends.cuda.cudnn_sdp_enabled() else 'off'}"]
-    for name, step in [*steps.items(), ("guided step, 1 clip", None), ("guided step, 4 clips", None)]:
-        if step is None:
-            video.eval()
-            step = guided_step(video, latents, text, 1 if "1 clip" in name else 4, dtype)
+    for name, clips in (("training step", 0), ("guided step, 1 clip", 1), ("guided step, 4 clips", 4)):
+        if clips:
+            step = guided_step(video.eval(), latents, text, clips, dtype)
+        else:
+            step = training_step(video, trainable, latents, text, dtype)
         with profile(activities=[ProfilerActivity.CPU]) as first_call:
             start = time.perf_counter()
             step()
@@ -272,7 +272,7 @@ def first_steps(variant: str, args: argparse.Namespace, latents, text) -> str:
         lines.append(f"{name}: first {first:.2f} s, then {median * 1e3:.1f} ms, first-call extra {first - median:.2f} s")
         ops = sorted(first_call.key_averages(), key=lambda e: e.cpu_time_total, reverse=True)
         lines += [f"    {e.key[:56]:<56} {e.cpu_time_total / 1e6:6.2f} s {e.count:5d} calls" for e in ops[:8]]
-    del video, trainable, steps
+    del video, trainable, step
     release()
     return "\n".join(lines)
 
