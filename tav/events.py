@@ -38,6 +38,9 @@ class ValidationEvent:
     score: Optional[float] = None  # the scalar a callback chose; drives best-k checkpoints
     kind: str = "full"  # "full": the whole panel; "preview": a cheap render during training; "final": the full
     #                     panel rendered after training at the best preview step (what a trial's values come from)
+    # The clips' files are encoded on background threads while training goes on; a callback that reads an mp4
+    # calls this first (it blocks until every clip's mp4 is written).
+    wait_for_mp4s: Callable[[], None] = lambda: None
 
 
 # A callback may return a scalar score (higher is better); the last non-None one wins.

@@ -23,6 +23,7 @@ import shutil
 from statistics import mean
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable, ContextManager, Iterator, Sequence
 
@@ -223,18 +224,22 @@ class Validator:
 
         checkpoint = self.checkpoint_dir(step)
         with self.timer.phase("writing"):
-            self.writer.wait([clip.mp4_path for clip in clips])  # loggers read the mp4s; gifs finish later
             save_trainable(video_unet, checkpoint / "trainable.safetensors", metadata={"step": str(step)})
             save_file({"inverted_latents": inverted.detach().contiguous().cpu()},
                       str(checkpoint / "inverted_latents.safetensors"))
         event = ValidationEvent(step, clips, self.source_frames, self.source_prompt,
                                 checkpoint / "trainable.safetensors", self.output_dir, inverted.device,
-                                self.random_weights, kind=event_kind)
-        for callback in self.callbacks:
-            with self.timer.phase(f"callback:{getattr(callback, '__qualname__', type(callback).__name__)}"):
-                score = callback(event)
-            if score is not None:
-                event.score = float(score)
+                                self.random_weights, kind=event_kind,
+                                wait_for_mp4s=partial(self.writer.wait, [clip.mp4_path for clip in clips]))
+        try:
+            for callback in self.callbacks:
+                with self.timer.phase(f"callback:{getattr(callback, '__qualname__', type(callback).__name__)}"):
+                    score = callback(event)
+                if score is not None:
+                    event.score = float(score)
+        except BaseException:
+            self.writer.close()  # a run stopped here (a pruned trial) ends with its clips' files complete
+            raise
         if event.score is not None and event.kind != "final":
             self.scored[step] = event.score
             self._keep_best()

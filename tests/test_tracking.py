@@ -40,13 +40,14 @@ def wandb_env(monkeypatch, tmp_path):
 
 
 def make_event(out: Path, step: int, score: float | None, random_weights: bool = True) -> ValidationEvent:
-    """Two clips written as real mp4 files from random frames, with per-clip and panel scores."""
+    """Two clips of random frames, with per-clip and panel scores. Their mp4 files are written when a callback waits
+    for them, as a validation's clips are written in the background."""
     rng = np.random.default_rng(step)
     clips = []
     for prompt, seed in (("a panda is surfing", 33), ("a raccoon is surfing", 34)):
         frames = rng.integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
         stem = out / "samples" / f"step_{step:06d}" / f"{prompt.replace(' ', '-')}_seed{seed}"
-        clips.append(RenderedClip(prompt, seed, torch.from_numpy(frames), write_mp4(frames, stem.with_suffix(".mp4")),
+        clips.append(RenderedClip(prompt, seed, torch.from_numpy(frames), stem.with_suffix(".mp4"),
                                   stem.with_suffix(".gif"), {"text_alignment": 20.0 + seed, "frame_consistency": 0.9,
                                                            "score": float(seed)}))
     scores = {"text_alignment/mean": 20.0 + step, "frame_consistency/mean": 0.9}
@@ -55,8 +56,15 @@ def make_event(out: Path, step: int, score: float | None, random_weights: bool =
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     save_file({"w": torch.full((2,), float(step))}, str(checkpoint))
     save_file({"inverted_latents": torch.zeros(1, 4, 4, 2, 2)}, str(checkpoint.parent / "inverted_latents.safetensors"))
+
+    def wait_for_mp4s() -> None:
+        for clip in clips:
+            if not clip.mp4_path.exists():
+                write_mp4(clip.frames.numpy(), clip.mp4_path)
+
     return ValidationEvent(step, clips, torch.zeros(4, 16, 16, 3, dtype=torch.uint8), "a man is surfing",
-                           checkpoint, out, torch.device("cpu"), random_weights, scores, info, score)
+                           checkpoint, out, torch.device("cpu"), random_weights, scores, info, score,
+                           wait_for_mp4s=wait_for_mp4s)
 
 
 def read_wandb_records(run_dir: Path, timeout: float = 30.0) -> list:

@@ -1,7 +1,11 @@
+import threading
+
+import pytest
 import torch
 
-from tav import pipeline
+from tav import media, pipeline
 from tav.models import inflate_unet, load_trainable
+from tav.media import write_mp4
 from tav.validation import GPU_AUTO_BATCH_MAX, ValidationSettings, Validator, balanced_batches, prompt_slug
 
 
@@ -55,6 +59,37 @@ def test_sampling_runs_under_the_runs_autocast_and_decoding_in_the_vaes_own_dtyp
                         lambda *a, **kw: seen.append(("vae", torch.is_autocast_enabled("cpu"))) or decode(*a, **kw))
     event = validator(1, inflate_unet(tiny_model.unet))
     assert len(event.clips) == 2 and {("unet", True), ("vae", False)} == set(seen)
+
+
+def test_a_validation_hands_its_clips_on_while_their_mp4s_are_still_encoding(tiny_model, tmp_path, monkeypatch):
+    encoding_may_finish, seen = threading.Event(), []
+
+    def slow_write_mp4(frames, path, fps=8):
+        assert encoding_may_finish.wait(timeout=60), "the validation waited for its mp4s before its callbacks"
+        return write_mp4(frames, path, fps)
+
+    def logger(event):
+        seen.append([clip.mp4_path.exists() for clip in event.clips])
+        encoding_may_finish.set()
+        event.wait_for_mp4s()  # what a logger that uploads the files does
+        seen.append([clip.mp4_path.stat().st_size > 0 for clip in event.clips])
+
+    monkeypatch.setattr(media, "write_mp4", slow_write_mp4)
+    validator = make_validator(tiny_model, tmp_path, callbacks=[logger], prompts=["a ball"], seeds=[1, 2],
+                               noise_mix=0.5)
+    validator(3, inflate_unet(tiny_model.unet))
+    assert seen == [[False, False], [True, True]]
+
+
+def test_a_run_stopped_by_a_callback_leaves_its_clips_files_complete(tiny_model, tmp_path):
+    def prune(event):
+        raise RuntimeError("pruned")
+
+    validator = make_validator(tiny_model, tmp_path, callbacks=[prune], prompts=["a ball"])
+    with pytest.raises(RuntimeError, match="pruned"):
+        validator(3, inflate_unet(tiny_model.unet))
+    written = sorted(p.suffix for p in (tmp_path / "samples" / "step_000003").iterdir())
+    assert written == [".gif", ".mp4"] and all(p.stat().st_size > 0 for p in (tmp_path / "samples").rglob("*.*"))
 
 
 def test_scored_validation_keeps_the_best_k_checkpoints(tiny_model, tmp_path):

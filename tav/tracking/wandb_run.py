@@ -134,6 +134,8 @@ class WandbRun:
         if self._table is None:
             self._start_table(event)
         indices = {prompt: index for index, prompt in enumerate(dict.fromkeys(c.prompt for c in event.clips))}
+        if self.log_videos:
+            event.wait_for_mp4s()
         for clip in event.clips:
             media = []
             if self.log_videos:
