@@ -20,11 +20,12 @@ from tav.data.demo import DEMO_PROMPT
 from tav.world.models import TOY_WORLD_NOTE, WORLD_SOURCE
 from tav.data.video import source_clip
 from tav.events import ValidationCallback
-from tav.models import load_base_model
+from tav import pipeline
+from tav.models import attention_kernels, load_base_model
 from tav.prompts import build_prompts, measure_overlap, overlap_levels, realised_config, search_choice
 from tav.timing import PhaseTimer, for_device
-from tav.train import (PreparedModel, StepCallback, TrainResult, TrainSettings, prepare, prepare_key, resolve_compile,
-                       resolve_device, tune)
+from tav.train import (PreparedModel, StepCallback, TrainResult, TrainSettings, mixed_precision_dtype, prepare,
+                       prepare_key, resolve_compile, resolve_device, tune)
 from tav.validation import ValidationSettings
 
 log = logging.getLogger("tav")
@@ -142,10 +143,18 @@ def run(cfg: DictConfig, callbacks: Sequence[ValidationCallback] = (), step_call
     with timer.phase("read_video"):
         frames = source_clip(cfg.data)
     model = prepared_model(cfg, settings, timer)
-    with timer.phase("load_scorer"):
-        all_callbacks = [*scoring_callbacks(cfg, str(device)), *callbacks]
-    result = tune(model, frames, train_prompt, settings, validation, output_dir, all_callbacks, step_callbacks,
-                  timer=timer, before_full_panel=before_full_panel)
+    # A model this process has not trained yet: cuDNN's attention kernels are built while the scorer loads.
+    kernels = None if model.used else attention_kernels.start_building(
+        model.video_unet, pipeline.latent_size(model.vae, *frames.shape[1:3]), len(frames),
+        model.tokenizer.model_max_length, mixed_precision_dtype(settings.mixed_precision), training=True)
+    try:
+        with timer.phase("load_scorer"):
+            all_callbacks = [*scoring_callbacks(cfg, str(device)), *callbacks]
+        result = tune(model, frames, train_prompt, settings, validation, output_dir, all_callbacks, step_callbacks,
+                      timer=timer, before_full_panel=before_full_panel)
+    finally:
+        if kernels is not None:
+            kernels.join()
     result.extra.update(prompt_record)
     (output_dir / "result.json").write_text(json.dumps(result.as_record(), indent=2))
     return result

@@ -46,6 +46,12 @@ def encode_clip(vae: AutoencoderKL, frames: torch.Tensor, chunk: int = 8) -> tor
     return latents.transpose(0, 1).unsqueeze(0)
 
 
+def latent_size(vae: AutoencoderKL, height: int, width: int) -> tuple[int, int]:
+    """The (height, width) of the latents `encode_clip` makes of frames this large."""
+    scale = 2 ** (len(vae.config.block_out_channels) - 1)
+    return height // scale, width // scale
+
+
 @torch.no_grad()
 def decode_latents(vae: AutoencoderKL, latents: torch.Tensor, chunk: int = 8) -> torch.Tensor:
     """(batch, 4, frames, h, w) -> uint8 (batch, frames, 8h, 8w, 3) on the CPU."""

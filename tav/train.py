@@ -87,7 +87,8 @@ class TrainResult:
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def _mixed_precision_dtype(mixed_precision: str) -> torch.dtype:
+def mixed_precision_dtype(mixed_precision: str) -> torch.dtype:
+    """The autocast dtype of train.mixed_precision ("no": float32)."""
     dtypes = {"no": torch.float32, "fp16": DTYPES["fp16"], "bf16": DTYPES["bf16"]}
     if mixed_precision not in dtypes:
         raise ValueError(f"train.mixed_precision must be one of {list(dtypes)}, got '{mixed_precision}'")
@@ -225,7 +226,7 @@ class PreparedModel:
 
 def prepare(model: BaseModel, settings: TrainSettings) -> PreparedModel:
     """Inflate `model`'s UNet (in place), choose the trainable set, apply the speed options, move to the device."""
-    half = _mixed_precision_dtype(settings.mixed_precision)
+    half = mixed_precision_dtype(settings.mixed_precision)
     _frozen_dtype(settings.frozen_dtype, settings.mixed_precision)  # a bad value fails before the model is touched
     if settings.compile_mode not in COMPILE_MODES:
         raise ValueError(f"train.compile_mode must be one of {list(COMPILE_MODES)}, got '{settings.compile_mode}'")

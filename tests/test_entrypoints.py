@@ -71,10 +71,16 @@ def test_bad_input_is_one_clear_line_and_a_preloaded_process_says_the_same(tmp_p
     assert (forked.returncode, forked.stderr, untimed[1]) == (done.returncode, done.stderr, untimed[0])
 
 
-def test_the_second_run_in_a_process_reuses_the_prepared_model_and_matches_a_fresh_one(tmp_path):
-    """A sweep worker runs its trials in one process: the second loads and compiles nothing, and trains as fresh."""
-    import train
+def test_the_second_run_in_a_process_reuses_the_prepared_model_and_matches_a_fresh_one(tmp_path, monkeypatch):
+    """A sweep worker runs its trials in one process: the second loads and compiles nothing, and trains as fresh;
+    only the first has attention kernels built ahead, for its clip's shape."""
+    import torch
 
+    import train
+    from tav import pipeline
+
+    built = []
+    monkeypatch.setattr(train.attention_kernels, "start_building", lambda *args, **kwargs: built.append(args[1:]))
     small = ["data.n_frames=4", "data.height=32", "data.width=32", "train.max_steps=2", "validation.every_n_steps=2",
              "validation.inversion_steps=2", "validation.sampling_steps=2", "validation.seeds=[0]", "logger=none",
              "metrics.scorer.flow_threads=1"]
@@ -84,6 +90,9 @@ def test_the_second_run_in_a_process_reuses_the_prepared_model_and_matches_a_fre
     assert "load" in first.timings and "prepare" in first.timings
     assert "load" not in second.timings and "prepare" not in second.timings
     assert second.losses == first.losses
+    vae = next(iter(train._PREPARED.values())).vae
+    latents = pipeline.encode_clip(vae, torch.zeros(4, 32, 32, 3, dtype=torch.uint8))
+    assert built == [(tuple(latents.shape[-2:]), 4, 77, torch.float32)]  # the demo trains without mixed precision
     train._PREPARED.clear()
 
 
