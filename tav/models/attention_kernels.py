@@ -1,11 +1,11 @@
 """cuDNN's attention kernels built on a background thread while a run loads, instead of in its first steps.
 
 On Hopper GPUs torch runs `scaled_dot_product_attention` through cuDNN, which generates its fused kernels when a
-process first calls an attention of a kind (head size, sequence lengths, with or without gradients): a fresh
-process's first training step took 8.5 s instead of 0.25 s on an H100 and its first guided step 3.2 s more, almost
-all of it in that building (analysis/PERF.md rounds 17 and 18). `start_building` calls each distinct attention of a
-video UNet once, on zeros, on a thread of its own, so the building overlaps what the run does before its first
-step (loading the scorer, encoding the clip).
+process first calls an attention of a kind; the driver compiles them and keeps them in its JIT cache
+(`~/.nv/ComputeCache`). With that cache empty (a fresh machine or container) a training step's attentions took
+7.3 s to set up on an H100 and rendering's 3.0 s more; in a later process ~1.5 s (analysis/PERF.md round 18).
+`start_building` calls each distinct attention of a video UNet once, on zeros, on a thread of its own, so that
+this overlaps what the run does before its first step (loading the scorer, encoding the clip).
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def start_building(video_unet: VideoUNet, latent_size: tuple[int, int], frames: 
         # kernels to the run's own first steps, which would meet the same error themselves if it were real.
         try:
             build(video_unet, latent_size, frames, text_tokens, dtype, training)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             log.warning("building cuDNN's attention kernels ahead failed (%s); the first steps will build them", error)
 
     thread = threading.Thread(target=run, name="attention-kernels", daemon=True)
