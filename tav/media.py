@@ -51,7 +51,7 @@ class ClipWriter:
     """Writes clips on background threads, so encoding overlaps the GPU rendering the next batch.
 
     `write` returns the paths at once; `wait` blocks until the files given exist (e.g. the mp4s a logger
-    uploads), `close` until every file does. An encoding error is raised by the wait that reaches it.
+    uploads), `close` until every file does. An encoding error is raised by every wait that reaches it.
     """
 
     def __init__(self, workers: int = 4):
@@ -69,9 +69,10 @@ class ClipWriter:
 
     def wait(self, paths: list[Path] | None = None) -> None:
         for path in list(self.pending) if paths is None else paths:
-            future = self.pending.pop(path, None)
+            future = self.pending.get(path)
             if future is not None:
-                future.result()
+                future.result()  # an encoding error stays pending, so `close` raises it too (a logger may swallow it)
+                del self.pending[path]
 
     def close(self) -> None:
         self.wait()

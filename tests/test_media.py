@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image, ImageSequence
 
+from tav import media
 from tav.media import ClipWriter, write_gif, write_mp4
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +50,19 @@ def test_the_writer_returns_the_paths_at_once_and_close_waits_for_every_file(tmp
     assert no_gif is None and not (tmp_path / "preview.gif").exists()
     for path in (mp4, gif, preview_mp4):
         assert path.stat().st_size > 0
+
+
+def test_an_encoding_error_met_by_one_wait_is_raised_again_by_close(tmp_path, monkeypatch):
+    def broken_ffmpeg(frames, path, fps=8):
+        raise OSError("ffmpeg: no such encoder")
+
+    monkeypatch.setattr(media, "write_mp4", broken_ffmpeg)
+    writer = ClipWriter()
+    mp4, _ = writer.write(torch.from_numpy(gradient_clip()), tmp_path / "clip", fps=8)
+    with pytest.raises(OSError, match="no such encoder"):
+        writer.wait([mp4])  # e.g. a logger's, which may swallow it
+    with pytest.raises(OSError, match="no such encoder"):
+        writer.close()  # the run's end still reports it
 
 
 def test_the_media_benchmark_reports_each_writer(tmp_path):
