@@ -69,17 +69,25 @@ def generate(folder: Path, options: dict) -> list[Path]:
     if screening:  # what can be refused is refused before the model loads
         seed_screen.check_noise_mix(settings.get("noise_mix", manifest["render"]["noise_mix"]))
         config = seed_screen.run_config(folder)
-        with timer.phase("load_scorer"):
-            scoring = seed_screen.clip_scoring(config, str(device))
+        seed_screen.check_scoring(config)
     renderer = export.Renderer(loaded, device, options.get("compile", False), timer)
     out_dir.mkdir(parents=True, exist_ok=True)
     if screening:
-        def timed_scoring(frames, prompt: str) -> dict[str, float]:
-            with timer.phase("scoring"):
-                return scoring(frames, prompt)
+        # cuDNN's attention kernels are built while the scorer loads (a cold cache: ~3 s, analysis/PERF.md round 19)
+        kernels = renderer.start_building_attention_kernels()
+        try:
+            with timer.phase("load_scorer"):
+                scoring = seed_screen.clip_scoring(config, str(device))
 
-        clips, record = screen_seeds(renderer, prompts, options, settings, timed_scoring, out_dir,
-                                     notes(manifest, config))
+            def timed_scoring(frames, prompt: str) -> dict[str, float]:
+                with timer.phase("scoring"):
+                    return scoring(frames, prompt)
+
+            clips, record = screen_seeds(renderer, prompts, options, settings, timed_scoring, out_dir,
+                                         notes(manifest, config))
+        finally:
+            if kernels is not None:
+                kernels.join()
         print(seed_screen.summary(record))
     else:
         clips, record = renderer(prompts, [int(s) for s in seeds], settings), None

@@ -395,7 +395,7 @@ def _check_metrics(cfg: DictConfig) -> None:
                           "set it to a folder of target-style images, or drop those weights")
 
 
-def _check_metrics_files(cfg: DictConfig) -> None:
+def check_metrics_files(cfg: DictConfig) -> None:
     """The scorer's CLIP weights and style references, where this machine should have them."""
     metrics = cfg.get("metrics")
     if not metrics:
@@ -446,7 +446,7 @@ CROSS_CHECKS: list[tuple[tuple[str, ...], Callable[[DictConfig], None], bool]] =
     (("train.device",), _check_device, True),
     (("prompts.overlap", "validation.prompts"), _check_prompts, False),
     (("metrics",), _check_metrics, False),
-    (("metrics",), _check_metrics_files, True),
+    (("metrics",), check_metrics_files, True),
 ]
 
 

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
@@ -34,7 +35,7 @@ from omegaconf import OmegaConf
 from safetensors.torch import load_file, save_file
 
 from tav import pipeline, timing
-from tav.models import BaseModel, VideoUNet, inflate_unet, load_base_model, load_trainable, presets
+from tav.models import BaseModel, attention_kernels, VideoUNet, inflate_unet, load_base_model, load_trainable, presets
 from tav.models.lora import add_lora
 from tav.digests import file_sha256, files_sha256
 from tav.models.style_lora import check_style_loras
@@ -426,6 +427,14 @@ class Renderer:
         self.vae = self.model.vae.to(device, self.half).requires_grad_(False)
         self.text_encoder = self.model.text_encoder.to(device, self.half).requires_grad_(False)
         self.inverted = export.inverted_latents.to(device)
+
+    def start_building_attention_kernels(self) -> threading.Thread | None:
+        """cuDNN's attention kernels for rendering this export's clips, built on a thread
+        (tav.models.attention_kernels); None where cuDNN would not build them. Join it before the process ends."""
+        _, _, frames, height, width = self.inverted.shape
+        return attention_kernels.start_building(self.video_unet, (height, width), frames,
+                                                self.model.tokenizer.model_max_length, self.half or torch.float32,
+                                                training=False)
 
     def __call__(self, prompts: Sequence[str], seeds: Sequence[int], settings: Mapping,
                  batch_cap: int | None = None) -> list[RenderedFrames]:

@@ -19,6 +19,7 @@ from typing import Callable, Mapping, Sequence
 import torch
 from omegaconf import OmegaConf
 
+from tav.config_schema import check_metrics_files
 from tav.data.video import source_clip
 from tav.export import RenderedFrames, Renderer
 
@@ -69,20 +70,28 @@ def run_config(folder: Path) -> dict:
                      "run's metrics; export the run with export.py and screen from the export folder")
 
 
-def clip_scoring(config: Mapping, device: str) -> ClipScoring:
-    """Score clips as the run's validation did: its scorer, its weights, against its source clip."""
-    from tav.metrics import MetricsCallback, build_scorer
-
+def check_scoring(config: Mapping) -> None:
+    """Refuse a run config a screen cannot score with on this machine (no score weights; its source clip, its
+    scorer's CLIP weights or style references missing here) before anything loads."""
     metrics = config.get("metrics")
     if not metrics or not metrics.get("score_weights"):
         raise ValueError("the run config has no metrics.score_weights to rank seeds by; screen an export of a run "
                          "that was scored")
-    scorer = build_scorer(**{**metrics["scorer"], "device": device})
-    weights = MetricsCallback(scorer, score_weights=dict(metrics["score_weights"]))
     video = config["data"]["video"]
     if video and not Path(video).is_file():
         raise ValueError(f"the source clip {video} is not on this machine: a screen scores against it (motion, "
                          "consistency); copy it there")
+    check_metrics_files(OmegaConf.create(dict(config)))
+
+
+def clip_scoring(config: Mapping, device: str) -> ClipScoring:
+    """Score clips as the run's validation did: its scorer, its weights, against its source clip."""
+    from tav.metrics import MetricsCallback, build_scorer
+
+    check_scoring(config)
+    metrics = config["metrics"]
+    scorer = build_scorer(**{**metrics["scorer"], "device": device})
+    weights = MetricsCallback(scorer, score_weights=dict(metrics["score_weights"]))
     frames = source_clip(config["data"])
 
     def scoring(clip: torch.Tensor, prompt: str) -> dict[str, float]:

@@ -16,9 +16,10 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 from safetensors.torch import load_file
 
+import generate as generate_cli
 import preloaded
 from sweeps import select
-from tav import export
+from tav import export, seed_screen
 from tav.media import write_mp4
 from tav.models import load_base_model
 from tav.models import presets
@@ -108,6 +109,45 @@ def test_a_seed_screen_ranks_every_seed_and_renders_the_best_in_full(study, tmp_
                              (["compile=maybe"], "compile=maybe must be true or false")):
         done = run_cli("generate.py", str(folder), "prompt=a cube", *options, f"out={tmp_path / 'refused'}")
         assert done.returncode == 1 and refusal in done.stderr and not (tmp_path / "refused").exists()
+
+
+@pytest.mark.slow
+def test_a_screen_builds_its_attention_kernels_while_its_scorer_loads(study, tmp_path, monkeypatch):
+    """The kernels a render needs are built on a thread (on a GPU) started once the model is loaded, before the
+    scorer loads, and joined before generate.py returns; a config the screen cannot score with is refused first."""
+    storage, _ = study
+    folder = tmp_path / "export"
+    assert run_cli("export.py", "--storage", storage, "--study", "tav-demo", "--trial", "1", "--out",
+                   str(folder)).returncode == 0
+    events = []
+
+    class Building:
+        def join(self) -> None:
+            events.append("joined")
+
+    def start_building(video_unet, latent_size, frames, text_tokens, dtype, training):
+        events.append(("build", latent_size, frames, text_tokens, dtype, training))
+        return Building()
+
+    monkeypatch.setattr(export.attention_kernels, "start_building", start_building)
+    clip_scoring, load, render = seed_screen.clip_scoring, export.Renderer.__init__, export.Renderer.__call__
+    monkeypatch.setattr(export.Renderer, "__init__", lambda self, *args: events.append("load") or load(self, *args))
+    monkeypatch.setattr(seed_screen, "clip_scoring", lambda *args: events.append("scorer") or clip_scoring(*args))
+    monkeypatch.setattr(export.Renderer, "__call__",
+                        lambda self, *args, **kwargs: events.append("render") or render(self, *args, **kwargs))
+    screen = [str(folder), "prompt=a cube", "screen=2", "screen_steps=1", "keep=1"]
+    assert generate_cli.main([*screen, f"out={tmp_path / 'screen'}"]) == 0
+    inverted = export.load_export(folder).inverted_latents
+    dtype = export.DTYPES.get(export.load_export(folder).manifest["mixed_precision"]) or torch.float32
+    assert events == ["load", ("build", tuple(inverted.shape[-2:]), inverted.shape[2], 77, dtype, False),
+                      "scorer", "render", "render", "joined"]
+
+    config = OmegaConf.load(folder / "config.yaml")
+    config.data.video = str(tmp_path / "elsewhere.mp4")
+    OmegaConf.save(config, folder / "config.yaml")
+    events.clear()
+    assert generate_cli.main([*screen, f"out={tmp_path / 'refused'}"]) == 1
+    assert events == [] and not (tmp_path / "refused").exists()
 
 
 @pytest.mark.slow
