@@ -144,8 +144,8 @@ class Validator:
 
     def size_batches(self, video_unet: VideoUNet) -> None:
         """For batch_size 0 on a GPU when nothing was inverted here (rendering from stored inverted latents): one
-        inversion step measures what a clip takes."""
-        with self._sizing_batches(), self.autocast():
+        inversion step measures what a clip takes (timed as an inversion: a process's first one builds kernels)."""
+        with self._sizing_batches(), self.autocast(), self.timer.phase("inversion"):
             pipeline.ddim_invert(video_unet, self.source_latents, self.empty_embedding, self.scheduler_config, 1)
 
     @contextmanager
