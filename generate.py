@@ -73,7 +73,7 @@ def generate(folder: Path, options: dict) -> list[Path]:
     renderer = export.Renderer(loaded, device, options.get("compile", False), timer)
     out_dir.mkdir(parents=True, exist_ok=True)
     if screening:
-        # cuDNN's attention kernels are built while the scorer loads (a cold cache: ~3 s, analysis/PERF.md round 19)
+        # cuDNN's attention kernels are built while the scorer loads (~3 s on a cold JIT cache: analysis/PERF.md round 18)
         kernels = renderer.start_building_attention_kernels()
         try:
             with timer.phase("load_scorer"):

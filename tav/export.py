@@ -35,7 +35,7 @@ from omegaconf import OmegaConf
 from safetensors.torch import load_file, save_file
 
 from tav import pipeline, timing
-from tav.models import BaseModel, attention_kernels, VideoUNet, inflate_unet, load_base_model, load_trainable, presets
+from tav.models import BaseModel, VideoUNet, attention_kernels, inflate_unet, load_base_model, load_trainable, presets
 from tav.models.lora import add_lora
 from tav.digests import file_sha256, files_sha256
 from tav.models.style_lora import check_style_loras
