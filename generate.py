@@ -73,9 +73,8 @@ def generate(folder: Path, options: dict) -> list[Path]:
     renderer = export.Renderer(loaded, device, options.get("compile", False), timer)
     out_dir.mkdir(parents=True, exist_ok=True)
     if screening:
-        # cuDNN's attention kernels are built while the scorer loads (~3 s on a cold JIT cache: analysis/PERF.md round 18)
-        kernels = renderer.start_building_attention_kernels()
-        try:
+        # cuDNN's attention kernels are built while the scorer loads (~3 s on a cold JIT cache, PERF.md round 18)
+        with renderer.building_attention_kernels():
             with timer.phase("load_scorer"):
                 scoring = seed_screen.clip_scoring(config, str(device))
 
@@ -85,9 +84,6 @@ def generate(folder: Path, options: dict) -> list[Path]:
 
             clips, record = screen_seeds(renderer, prompts, options, settings, timed_scoring, out_dir,
                                          notes(manifest, config))
-        finally:
-            if kernels is not None:
-                kernels.join()
         print(seed_screen.summary(record))
     else:
         clips, record = renderer(prompts, [int(s) for s in seeds], settings), None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -144,17 +145,14 @@ def run(cfg: DictConfig, callbacks: Sequence[ValidationCallback] = (), step_call
         frames = source_clip(cfg.data)
     model = prepared_model(cfg, settings, timer)
     # A model this process has not trained yet: cuDNN's attention kernels are built while the scorer loads.
-    kernels = None if model.used else attention_kernels.start_building(
+    building = nullcontext() if model.used else attention_kernels.building_ahead(
         model.video_unet, pipeline.latent_size(model.vae, *frames.shape[1:3]), len(frames),
         model.tokenizer.model_max_length, mixed_precision_dtype(settings.mixed_precision), training=True)
-    try:
+    with building:
         with timer.phase("load_scorer"):
             all_callbacks = [*scoring_callbacks(cfg, str(device)), *callbacks]
         result = tune(model, frames, train_prompt, settings, validation, output_dir, all_callbacks, step_callbacks,
                       timer=timer, before_full_panel=before_full_panel)
-    finally:
-        if kernels is not None:
-            kernels.join()
     result.extra.update(prompt_record)
     (output_dir / "result.json").write_text(json.dumps(result.as_record(), indent=2))
     return result

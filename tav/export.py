@@ -22,8 +22,7 @@ import hashlib
 import json
 import os
 import shutil
-import threading
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -428,11 +427,11 @@ class Renderer:
         self.text_encoder = self.model.text_encoder.to(device, self.half).requires_grad_(False)
         self.inverted = export.inverted_latents.to(device)
 
-    def start_building_attention_kernels(self) -> threading.Thread | None:
-        """cuDNN's attention kernels for rendering this export's clips, built on a thread
-        (tav.models.attention_kernels); None where cuDNN would not build them. Join it before the process ends."""
+    def building_attention_kernels(self) -> AbstractContextManager[None]:
+        """A with-block during which cuDNN's attention kernels for rendering this export's clips are built on a
+        thread (tav.models.attention_kernels), joined at its end."""
         _, _, frames, height, width = self.inverted.shape
-        return attention_kernels.start_building(self.video_unet, (height, width), frames,
+        return attention_kernels.building_ahead(self.video_unet, (height, width), frames,
                                                 self.model.tokenizer.model_max_length, self.half or torch.float32,
                                                 training=False)
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 from diffusers.models.attention_processor import Attention
@@ -95,3 +97,15 @@ def start_building(video_unet: VideoUNet, latent_size: tuple[int, int], frames: 
     thread = threading.Thread(target=run, name="attention-kernels", daemon=True)
     thread.start()
     return thread
+
+
+@contextmanager
+def building_ahead(video_unet: VideoUNet, latent_size: tuple[int, int], frames: int, text_tokens: int,
+                   dtype: torch.dtype, training: bool) -> Iterator[None]:
+    """`start_building` for the length of a with-block, whose end (an exception's too) joins the thread."""
+    thread = start_building(video_unet, latent_size, frames, text_tokens, dtype, training=training)
+    try:
+        yield
+    finally:
+        if thread is not None:
+            thread.join()
