@@ -63,6 +63,16 @@ def decode_latents(vae: AutoencoderKL, latents: torch.Tensor, chunk: int = 8) ->
     return pixels.permute(0, 2, 3, 1).reshape(batch, num_frames, *pixels.shape[2:], 3).cpu()
 
 
+def timestep_pairs(timesteps: torch.Tensor, device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each host timestep beside its copy on `device`, all copied at once.
+
+    The UNet takes the device copy; the DDIM schedulers index their host tables with the host one. A device
+    timestep there (diffusers' `alphas_cumprod[t]`, `prev_t >= 0`) would make every step wait for the GPU to
+    finish the step before, and a host one given to the UNet would be copied to the device, also waiting.
+    """
+    return list(zip(timesteps, timesteps.to(device, non_blocking=True)))
+
+
 @torch.no_grad()
 def ddim_invert(video_unet: VideoUNet, latents: torch.Tensor, text_embedding: torch.Tensor,
                 scheduler_config: dict, steps: int) -> torch.Tensor:
@@ -73,11 +83,11 @@ def ddim_invert(video_unet: VideoUNet, latents: torch.Tensor, text_embedding: to
     (analysis/PERF.md round 5).
     """
     scheduler = DDIMInverseScheduler.from_config(scheduler_config)
-    scheduler.set_timesteps(steps, device=latents.device)
+    scheduler.set_timesteps(steps)
     x = latents.float()
     with torch.compiler.set_stance("force_eager"):
-        for t in scheduler.timesteps:
-            eps = video_unet(x, t, text_embedding).float()
+        for t, t_on_device in timestep_pairs(scheduler.timesteps, latents.device):
+            eps = video_unet(x, t_on_device, text_embedding).float()
             x = scheduler.step(eps, t, x).prev_sample
     return x
 
@@ -99,14 +109,14 @@ def sample(video_unet: VideoUNet, latents: torch.Tensor, text_embeddings: torch.
            uncond_embedding: torch.Tensor, scheduler_config: dict, steps: int, guidance_scale: float) -> torch.Tensor:
     """Deterministic DDIM (eta 0) with classifier-free guidance; one prompt embedding per clip in the batch."""
     scheduler = DDIMScheduler.from_config(scheduler_config)
-    scheduler.set_timesteps(steps, device=latents.device)
+    scheduler.set_timesteps(steps)
     batch = latents.shape[0]
     guided = guidance_scale > 1.0
     embeddings = torch.cat([uncond_embedding.expand(batch, -1, -1), text_embeddings]) if guided else text_embeddings
     x = latents.float() * scheduler.init_noise_sigma
-    for t in scheduler.timesteps:
+    for t, t_on_device in timestep_pairs(scheduler.timesteps, latents.device):
         model_input = torch.cat([x, x]) if guided else x
-        eps = video_unet(model_input, t, embeddings).float()
+        eps = video_unet(model_input, t_on_device, embeddings).float()
         if guided:
             eps_uncond, eps_text = eps.chunk(2)
             eps = eps_uncond + guidance_scale * (eps_text - eps_uncond)

@@ -2,7 +2,7 @@
 
 A run's `result.json` carries the split, so a whole run or a whole sweep can be measured where the time goes
 (analysis/bench_sweep.py). On a GPU each phase synchronises at its end, so asynchronous work is charged to the
-phase that queued it. The first call of a phase is kept apart: with torch.compile it holds the compilation.
+phase that queued it; training steps synchronise only where the losses are read. The first call of a phase is kept apart: with torch.compile it holds the compilation.
 """
 
 from __future__ import annotations
@@ -37,12 +37,14 @@ class PhaseTimer:
     phases: dict[str, PhaseTime] = field(default_factory=dict)
 
     @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
+    def phase(self, name: str, synchronize: bool = True) -> Iterator[None]:
+        """`synchronize=False` lets a call's kernels run on into the next call of the phase (training steps between
+        loss reads), which is then charged with them."""
         start = time.perf_counter()
         try:
             yield
         finally:
-            if self.synchronize:
+            if self.synchronize and synchronize:
                 torch.cuda.synchronize()
             self.add(name, time.perf_counter() - start)
 

@@ -314,7 +314,11 @@ def tune(model: BaseModel | PreparedModel, frames: torch.Tensor, prompt: str, se
     video_unet.train()
     bar = Progress(settings.max_steps, "train", unit="step", enabled=progress)
     for step in range(1, settings.max_steps + 1):
-        with timer.phase("train_step"):
+        validate = step % validation.every_n_steps == 0 or step == settings.max_steps
+        # Steps between loss reads queue their kernels behind the running step instead of waiting for it; the
+        # first step is read alone, so its time (cuDNN's kernel set-up, a compilation) stays its own.
+        read = validate or step == 1 or step % sync_every == 0
+        with timer.phase("train_step", synchronize=read):
             with accelerator.autocast():
                 loss = diffusion_loss(video_unet, noise_scheduler, latents, train_embedding)
             accelerator.backward(loss)
@@ -324,10 +328,10 @@ def tune(model: BaseModel | PreparedModel, frames: torch.Tensor, prompt: str, se
             lr_scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             pending.append(loss.detach())
-        validate = step % validation.every_n_steps == 0 or step == settings.max_steps
-        if validate or step % sync_every == 0:
-            first = step - len(pending) + 1
-            values = _loss_checked(pending, first)
+            if read:
+                first = step - len(pending) + 1
+                values = _loss_checked(pending, first)
+        if read:
             for offset, value in enumerate(values):
                 losses.append(value)
                 for callback in step_callbacks:

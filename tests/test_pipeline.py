@@ -56,3 +56,18 @@ def test_inversion_runs_eager_even_when_the_unet_is_compiled(tiny_model):
     block.register_forward_pre_hook(lambda module, args: tracing.append(torch.compiler.is_compiling()))
     pipeline.ddim_invert(video, torch.randn(1, 4, 3, 8, 8), torch.randn(1, 77, 32), tiny_model.scheduler_config, 3)
     assert tracing == [False, False, False]  # called each step, never traced
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="host syncs exist only with a GPU")
+def test_sampling_and_inversion_steps_never_wait_for_the_gpu(tiny_model):
+    """A step that waits leaves the GPU idle while the host launches the next one (diffusers' DDIM schedulers
+    index host tables with the timestep, so a device timestep there waits every step)."""
+    video = inflate_unet(tiny_model.unet).cuda()
+    latents, text, empty = (torch.randn(shape, device="cuda") for shape in [(1, 4, 3, 8, 8), (2, 77, 32), (1, 77, 32)])
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        inverted = pipeline.ddim_invert(video, latents, empty, tiny_model.scheduler_config, steps=4)
+        pipeline.sample(video, inverted.expand(2, -1, -1, -1, -1), text, empty, tiny_model.scheduler_config,
+                        steps=4, guidance_scale=7.5)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")

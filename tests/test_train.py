@@ -5,6 +5,7 @@ import torch
 from accelerate.state import AcceleratorState
 
 from tav.models import load_base_model
+from tav.timing import PhaseTimer
 from tav.train import TrainSettings, resolve_compile, resolve_device, tune
 from tav.validation import ValidationSettings
 
@@ -164,3 +165,24 @@ def test_compile_auto_compiles_a_sweeps_trials_on_a_gpu_and_nothing_else():
     assert not resolve_compile("auto", in_sweep=False, device=cuda)  # one cold run: compiling costs more than it saves
     assert not resolve_compile("auto", in_sweep=True, device=cpu)
     assert resolve_compile(True, in_sweep=False, device=cpu) and not resolve_compile(False, in_sweep=True, device=cuda)
+
+
+def test_training_steps_wait_for_the_gpu_only_where_their_losses_are_read(tmp_path):
+    """Between loss reads the host queues the next step behind the running one; every step's loss still arrives."""
+    waits = []
+
+    class Recording(PhaseTimer):
+        def phase(self, name, synchronize=True):
+            if name == "train_step":
+                waits.append(synchronize)
+            return super().phase(name, synchronize)
+
+    settings = TrainSettings(max_steps=60, learning_rate=1e-3, device="cpu")
+    validation = ValidationSettings(prompts=["a blue ball"], every_n_steps=30, inversion_steps=2, sampling_steps=2)
+    seen = []
+    result = tune(load_base_model("tiny"), FRAMES, "a red ball", settings, validation, tmp_path,
+                  step_callbacks=[lambda step, loss, rate: seen.append(step)], timer=Recording(), progress=False)
+    reads = [step for step, waited in enumerate(waits, start=1) if waited]
+    assert reads == [1, *range(3, 61, 3)]  # the first step alone, then every 3rd (60 steps // 20), validations
+    assert seen == list(range(1, 61)) and len(result.losses) == 60
+    assert result.timings["train_step"]["calls"] == 60
