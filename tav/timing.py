@@ -2,7 +2,8 @@
 
 A run's `result.json` carries the split, so a whole run or a whole sweep can be measured where the time goes
 (analysis/bench_sweep.py). On a GPU each phase synchronises at its end, so asynchronous work is charged to the
-phase that queued it; training steps synchronise only where the losses are read. The first call of a phase is kept apart: with torch.compile it holds the compilation.
+phase that queued it; training steps synchronise only where the losses are read. The first call of a phase is kept
+apart: with torch.compile it holds the compilation.
 """
 
 from __future__ import annotations
