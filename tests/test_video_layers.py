@@ -122,6 +122,44 @@ def test_frame_group_norm_on_one_frame_is_plain_groupnorm():
     torch.testing.assert_close(norm(x), reference(x))
 
 
+@pytest.mark.parametrize("num_frames", [1, 3])
+def test_a_group_norm_normalises_channels_last_activations_in_their_layout(num_frames):
+    """Rendering in channels-last: the same values as the channels-first norm, the output still channels-last
+    (no copy back to NCHW for the next convolution), gradients through it too."""
+    reference = nn.GroupNorm(4, 8)
+    nn.init.normal_(reference.weight)
+    nn.init.normal_(reference.bias)
+    norm = FrameGroupNorm.replacing(reference, FrameContext(num_frames=num_frames))
+    x = (torch.randn(6, 8, 5, 7) * 3 + torch.randn(6, 8, 1, 1)).requires_grad_()
+    channels_last = x.to(memory_format=torch.channels_last)
+    assert video_layers.is_channels_last(channels_last) and not video_layers.is_channels_last(x)
+    out = norm(channels_last)
+    assert out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
+    expected = norm(x)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    grad_out = torch.randn(6, 8, 5, 7)
+    for grad, expected_grad in zip(torch.autograd.grad(out, (x, norm.weight, norm.bias), grad_out),
+                                   torch.autograd.grad(expected, (x, norm.weight, norm.bias), grad_out)):
+        torch.testing.assert_close(grad, expected_grad, rtol=1e-4, atol=1e-4)
+    per_frame = HalfGroupNorm.replacing(reference)
+    torch.testing.assert_close(per_frame(channels_last), reference(x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_channels_last_group_norm_in_bf16_stays_within_its_rounding():
+    """The scale and shift round to bf16 there (torch's kernel keeps them fp32): a few bf16 steps at most."""
+    reference = nn.GroupNorm(4, 8)
+    nn.init.normal_(reference.weight)
+    nn.init.normal_(reference.bias)
+    half = HalfGroupNorm.replacing(copy.deepcopy(reference).to(torch.bfloat16).requires_grad_(False))
+    x = (torch.randn(6, 8, 16, 16) * 4 + 2).to(torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+        out = half(x.to(memory_format=torch.channels_last))
+        same_layout = half(x)
+    assert out.dtype == torch.bfloat16 and out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out.float(), same_layout.float(), rtol=0.03, atol=0.03)
+    torch.testing.assert_close(out.float(), reference(x.float()), rtol=0.03, atol=0.03)
+
+
 NORMS = {  # norm kind -> (a plain torch norm, its replacement, an input the norm takes)
     "frame group norm": (lambda: nn.GroupNorm(4, 8), lambda n: FrameGroupNorm.replacing(n, FrameContext(num_frames=3)),
                          (6, 8, 5, 5)),

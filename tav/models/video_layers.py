@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from diffusers.models.activations import GEGLU
 from diffusers.models.attention_processor import Attention
+from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from torch import nn
 
 
@@ -189,6 +190,8 @@ class HalfGroupNorm(HalfNorm, nn.GroupNorm):
         return new
 
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        if is_channels_last(x):
+            return channels_last_group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
         return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
 
 
@@ -210,11 +213,42 @@ class FrameGroupNorm(HalfGroupNorm):
 
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
         num_frames = self.frames.num_frames
-        if num_frames == 1:
-            return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
         if torch.is_autocast_enabled(x.device.type):
             x = x.float()  # what autocast does to a GroupNorm's input
+        if is_channels_last(x):
+            return channels_last_group_norm(x, self.num_groups, self.weight, self.bias, self.eps, num_frames)
+        if num_frames == 1:
+            return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
         return ClipGroupNorm.apply(x, self.weight, self.bias, num_frames, self.num_groups, self.eps)
+
+
+def is_channels_last(x: torch.Tensor) -> bool:
+    """Whether `x` (batch, channels, ...) holds its channels innermost (torch.channels_last), not as its shape."""
+    return x.ndim >= 3 and not x.is_contiguous() and x.movedim(1, -1).is_contiguous()
+
+
+def channels_last_group_norm(x: torch.Tensor, num_groups: int, weight: torch.Tensor | None,
+                             bias: torch.Tensor | None, eps: float, num_frames: int = 1) -> torch.Tensor:
+    """GroupNorm of channels-last activations (frames folded into the batch) in their own layout, statistics
+    over each clip's `num_frames` frames: each channel's moments over the clip (one read), pooled per group, then
+    one pass x * scale + shift. torch's GroupNorm and ClipGroupNorm's batch-norm rows read channels-first, so
+    they would convert the layout both ways around every norm. The statistics round as x's dtype, as
+    ClipGroupNorm's; the scale and shift take x's dtype too (torch's kernels keep them in fp32)."""
+    batch_frames, channels = x.shape[:2]
+    tokens = x.movedim(1, -1).reshape(batch_frames // num_frames, -1, channels)  # a view
+    var, mean = torch.var_mean(tokens, dim=1, correction=0)
+    per_group = (-1, num_groups, channels // num_groups)
+    mean, var = mean.float().view(per_group), var.float().view(per_group)
+    group_mean = mean.mean(-1, keepdim=True)
+    group_var = (var + (mean - group_mean).square()).mean(-1, keepdim=True)
+    scale = (group_var + eps).rsqrt().expand(per_group).reshape(-1, 1, channels)
+    if weight is not None:
+        scale = scale * weight.float()
+    shift = -group_mean.expand(per_group).reshape(-1, 1, channels) * scale
+    if bias is not None:
+        shift = shift + bias.float()
+    out = torch.addcmul(shift.to(x.dtype), tokens, scale.to(x.dtype))
+    return out.view(batch_frames, *x.shape[2:], channels).movedim(-1, 1)
 
 
 def _per_channel(per_group: torch.Tensor, channels: int, num_frames: int) -> torch.Tensor:
@@ -317,13 +351,34 @@ class TokenProjection(nn.Module):
         return F.linear(tokens, self.weight.flatten(1), self.bias)
 
 
+class TokenTransformer2DModel(Transformer2DModel):
+    """Transformer2DModel whose projected tokens, rendering in channels-last, go back to the image as the NHWC view
+    they are.
+
+    diffusers copies the output tokens to an NCHW image (`.contiguous()`), which the next convolution of a
+    channels-last UNet converts straight back: with that copy an eager guided step of 4 clips takes 700 ms in
+    channels-last, without it 626 ms, against 654 ms channels-first, on an H100 (analysis/PERF.md round 21).
+    The one reach inside diffusers: its private `_get_output_for_continuous_inputs` (diffusers 0.42), overridden
+    for channels-last activations with TokenProjections; everything else runs diffusers' own."""
+
+    def _get_output_for_continuous_inputs(self, hidden_states, residual, batch_size, height, width, inner_dim):
+        if not (isinstance(self.proj_out, TokenProjection) and is_channels_last(residual)):
+            return super()._get_output_for_continuous_inputs(hidden_states, residual, batch_size, height, width,
+                                                             inner_dim)
+        tokens = self.proj_out(hidden_states)
+        return tokens.reshape(batch_size, height, width, inner_dim).permute(0, 3, 1, 2) + residual
+
+
 def project_tokens(transformer: nn.Module) -> None:
-    """Switch a diffusers Transformer2DModel with 1x1-convolution projections to TokenProjections, in place."""
+    """Switch a diffusers Transformer2DModel with 1x1-convolution projections to TokenProjections, in place (and
+    to a TokenTransformer2DModel, same state)."""
     if not isinstance(transformer.proj_in, nn.Conv2d):  # SD-2's linear projections, or projecting tokens already
         return
     transformer.proj_in = TokenProjection(transformer.proj_in)
     transformer.proj_out = TokenProjection(transformer.proj_out)
     transformer.use_linear_projection = True
+    if type(transformer) is Transformer2DModel:
+        transformer.__class__ = TokenTransformer2DModel
 
 
 def project_image(transformer: nn.Module) -> None:
