@@ -45,7 +45,7 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
 from tav import pipeline
-from tav.models import inflate_unet, select_trainable
+from tav.models import inflate_unet, layout, select_trainable
 from tav.models.loading import SD_SCHEDULER
 from tav.models.presets import sd15_unet, sd15_vae
 from tav.train import TrainSettings, apply_speed_settings, compile_unet, diffusion_loss
@@ -56,9 +56,10 @@ OPTIONS = {"base": {}, "frozen_bf16": {"frozen_dtype": "bf16"}, "frozen_fp16": {
            "compile": {"compile": True, "compile_mode": "full"},
            "compile_regional": {"compile": True, "compile_mode": "regional"},
            "checkpointing": {"gradient_checkpointing": True},
-           # experiments outside TrainSettings (see build): the UNet's weights in NHWC; regional compilation with
-           # shape-generic graphs (one graph a block for every batch size and resolution, against one a shape);
-           # cuDNN timing its convolution algorithms on each new shape instead of its heuristics' choice
+           # experiments outside TrainSettings (see build): the UNet's weights in NHWC, as an eager UNet renders
+           # (tav.models.layout); regional compilation with shape-generic graphs (one graph a block for every batch
+           # size and resolution, against one a shape); cuDNN timing its convolution algorithms on each new shape
+           # instead of its heuristics' choice
            "channels_last": {}, "compile_dynamic": {}, "cudnn_benchmark": {}}
 
 
@@ -338,7 +339,8 @@ def decode_variant(variant: str, dtype: torch.dtype):
     torch.manual_seed(0)
     with torch.device(DEVICE):
         vae = sd15_vae().to(dtype).requires_grad_(False)
-    if "channels_last" in parts:
+    if "channels_last" in parts:  # as an eager UNet's renders decode (tav.models.layout)
+        layout.normalise_in_layout(vae)
         vae.to(memory_format=torch.channels_last)
     torch.backends.cudnn.benchmark = "cudnn_benchmark" in parts
     if "compile" in parts:

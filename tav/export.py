@@ -421,6 +421,7 @@ class Renderer:
         with self.timer.phase("load"):
             self.model = load_reference_model(manifest["base_model"])
             self.video_unet = tuned_unet(self.model, manifest, export.folder / TRAINABLE, frozen).to(device)
+        self.compiled = compile
         if compile:
             compile_unet(self.video_unet, speed["compile_mode"])
         self.vae = self.model.vae.to(device, self.half).requires_grad_(False)
@@ -447,11 +448,13 @@ class Renderer:
         autocast = partial(torch.autocast, device.type, dtype=self.half) if self.half else nullcontext
         validator = Validator(s, self.vae, self.inverted, torch.empty(0, dtype=torch.uint8), manifest["train_prompt"],
                               embeddings[2:], embeddings[1:2], self.model.scheduler_config, self.export.folder,
-                              self.model.random_weights, autocast=autocast, timer=self.timer, batch_cap=batch_cap)
-        if s.batch_size == 0:
-            validator.size_batches(self.video_unet)
-        return [RenderedFrames(prompts[index], seed, frames)
-                for index, seed, frames in validator.render_panel(self.video_unet, self.inverted)]
+                              self.model.random_weights, autocast=autocast, timer=self.timer, batch_cap=batch_cap,
+                              channels_last=not self.compiled)
+        with validator.rendering_layout(self.video_unet):
+            if s.batch_size == 0:
+                validator.size_batches(self.video_unet)
+            return [RenderedFrames(prompts[index], seed, frames)
+                    for index, seed, frames in validator.render_panel(self.video_unet, self.inverted)]
 
 
 def render(export: Export, prompts: Sequence[str], seeds: Sequence[int], settings: Mapping,

@@ -306,7 +306,7 @@ def tune(model: BaseModel | PreparedModel, frames: torch.Tensor, prompt: str, se
     validator = Validator(validation, prepared.vae, latents, frames, prompt, prompt_embeddings, empty_embedding,
                           prepared.scheduler_config, output_dir, prepared.random_weights, list(callbacks),
                           autocast=accelerator.autocast, timer=timer, progress=progress,
-                          before_full_panel=before_full_panel)
+                          before_full_panel=before_full_panel, channels_last=not settings.compile)
     losses: list[float] = []
     pending: list[torch.Tensor] = []  # losses still on the device: read in one sync every few steps
     rates: list[float] = []

@@ -33,6 +33,7 @@ from safetensors.torch import save_file
 from tav import pipeline
 from tav.events import RenderedClip, ValidationCallback, ValidationEvent
 from tav.media import ClipWriter
+from tav.models import layout
 from tav.models.video_unet import VideoUNet, load_trainable, save_trainable
 from tav.progress import Progress
 from tav.timing import PhaseTimer
@@ -113,6 +114,7 @@ class Validator:
     history: list[ValidationEvent] = field(default_factory=list)
     writer: ClipWriter = field(default_factory=ClipWriter)
     batch_cap: int | None = None  # batch_size 0: at most this many clips a batch (a seed screen: its kept seeds')
+    channels_last: bool = False  # render channels-last (an eager UNet: tav.models.layout)
     _inverted: dict[int, torch.Tensor] = field(default_factory=dict)  # inversion steps -> latents (invert_once)
     _clips_per_batch: int | None = None  # batch_size 0 on a GPU: measured at the first inversion
 
@@ -130,6 +132,10 @@ class Validator:
     def preview_seed_list(self) -> list[int]:
         """The seeds a preview renders: the panel's first `preview_seeds`."""
         return self.seeds[:self.settings.preview_seeds]
+
+    def rendering_layout(self, video_unet: VideoUNet) -> ContextManager:
+        """The block within which the UNet and the VAE hold the layout they render in (tav.models.layout)."""
+        return layout.channels_last(video_unet, self.vae) if self.channels_last else nullcontext()
 
     def checkpoint_dir(self, step: int) -> Path:
         return self.output_dir / "checkpoints" / f"step_{step:06d}"
@@ -208,12 +214,13 @@ class Validator:
         event_kind = kind or ("preview" if preview else "full")
         was_training = video_unet.training
         video_unet.eval()
-        inverted = self.invert(video_unet, min(steps, s.inversion_steps) if steps else None)
         sample_dir = self.output_dir / "samples" / f"step_{step:06d}"
         clips = []
         n_clips = len(s.prompts) * len(seeds)
-        with Progress(n_clips, f"validation step {step} ({event_kind})", unit="clip", every=max(1, n_clips // 4),
-                      enabled=self.progress) as bar:
+        with self.rendering_layout(video_unet), Progress(n_clips, f"validation step {step} ({event_kind})",
+                                                         unit="clip", every=max(1, n_clips // 4),
+                                                         enabled=self.progress) as bar:
+            inverted = self.invert(video_unet, min(steps, s.inversion_steps) if steps else None)
             for index, seed, frames in self.render_panel(video_unet, inverted, seeds, steps):
                 stem = sample_dir / f"{prompt_slug(s.prompts[index])}_seed{seed}"
                 # Previews write no gif: only full panels are looked at frame by frame (report, export).
