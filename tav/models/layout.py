@@ -29,8 +29,10 @@ def holds_channels_last(model: nn.Module) -> bool:
 
 
 def normalise_in_layout(model: nn.Module) -> None:
-    """Replace `model`'s plain nn.GroupNorms (a VAE's) with HalfGroupNorms sharing their parameters, in place: the
-    same values channels-first, and channels-last input normalised without a conversion."""
+    """Replace `model`'s plain nn.GroupNorms (a VAE's; loading.load_base_model does) with HalfGroupNorms sharing
+    their parameters, in place: the same values channels-first, channels-last input normalised without a
+    conversion. Once, where the model is loaded: a model whose norms changed between two runs would not repeat
+    the first's numbers."""
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
             if type(child) is nn.GroupNorm:
@@ -39,12 +41,11 @@ def normalise_in_layout(model: nn.Module) -> None:
 
 @contextmanager
 def channels_last(*models: nn.Module) -> Iterator[None]:
-    """Within the block, `models` (a video UNet, a VAE) hold their 4-D weights channels-last, so the activations of
-    an input follow from the first convolution on; after it, what was channels-first is again. A model that is
-    channels-last already stays so (nested blocks convert once)."""
+    """Within the block, `models` (a video UNet, a VAE given `normalise_in_layout`) hold their 4-D weights
+    channels-last, so the activations of an input follow from the first convolution on; after it, what was
+    channels-first is again. A model that is channels-last already stays so (nested blocks convert once)."""
     switched = [model for model in models if not holds_channels_last(model)]
     for model in switched:
-        normalise_in_layout(model)
         model.to(memory_format=torch.channels_last)
     try:
         yield

@@ -11,6 +11,7 @@ from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNe
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from tav.models import presets
+from tav.models.layout import normalise_in_layout
 from tav.models.single_file import load_single_file
 from tav.models.style_lora import check_style_loras, fuse_style_loras
 from tav.world import models as world_models
@@ -42,7 +43,9 @@ def load_base_model(source: str, config: str | None = None,
     `style_loras` ([{path, scale}], in order) into it.
 
     Nothing is downloaded: a hub id must already be in the local Hugging Face cache. A single file loads into
-    the SD-1.x layout shipped with the package, or into `config`'s (a local folder or a cached hub id).
+    the SD-1.x layout shipped with the package, or into `config`'s (a local folder or a cached hub id). The VAE's
+    GroupNorms normalise channels-last activations in their layout (tav.models.layout), as it decodes renders and
+    encodes a clip's frames (channels-last pixels).
     """
     loras = check_style_loras(style_loras)
     if source == "tiny":
@@ -70,6 +73,7 @@ def load_base_model(source: str, config: str | None = None,
             pipe = _from_pretrained(source)
         check_architecture(pipe.unet, pipe.text_encoder)
     applied = fuse_style_loras(pipe, loras)
+    normalise_in_layout(pipe.vae)
     built_here = source in ("tiny", world_models.WORLD_SOURCE)
     return BaseModel(pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer,
                      dict(SD_SCHEDULER) if built_here else dict(pipe.scheduler.config), source,
