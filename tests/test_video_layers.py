@@ -104,13 +104,14 @@ def test_frame_group_norm_renders_and_trains_in_one_compiled_graph():
         torch.testing.assert_close(grad, eager)
 
 
-def test_frame_group_norm_in_fp16_normalises_activations_whose_variance_fp16_cannot_hold():
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_frame_group_norm_in_fp16_normalises_activations_whose_variance_fp16_cannot_hold(memory_format):
     """speed=... frozen_dtype=fp16: a group's std of 1000 is a variance of 1e6, past fp16's 65504."""
     reference = nn.GroupNorm(4, 8)
     norm = FrameGroupNorm.replacing(nn.GroupNorm(4, 8).half().requires_grad_(False), FrameContext(num_frames=3))
     clip = torch.randn(1, 8, 3, 5, 5) * 1000
     with torch.autocast("cpu", dtype=torch.float16):
-        out = norm(clip.transpose(1, 2).reshape(3, 8, 5, 5).half())
+        out = norm(clip.transpose(1, 2).reshape(3, 8, 5, 5).half().contiguous(memory_format=memory_format))
     expected = reference(clip).transpose(1, 2).reshape(3, 8, 5, 5)
     torch.testing.assert_close(out.float(), expected, rtol=0.01, atol=0.01)
 

@@ -236,7 +236,11 @@ def channels_last_group_norm(x: torch.Tensor, num_groups: int, weight: torch.Ten
     ClipGroupNorm's; the scale and shift take x's dtype too (torch's kernels keep them in fp32)."""
     batch_frames, channels = x.shape[:2]
     tokens = x.movedim(1, -1).reshape(batch_frames // num_frames, -1, channels)  # a view
-    var, mean = torch.var_mean(tokens, dim=1, correction=0)
+    if x.dtype == torch.float16:  # as ClipGroupNorm: fp16 holds a std up to 65504, a variance only up to 256^2
+        std, mean = torch.std_mean(tokens, dim=1, correction=0)
+        var = std.float().square()
+    else:
+        var, mean = torch.var_mean(tokens, dim=1, correction=0)
     per_group = (-1, num_groups, channels // num_groups)
     mean, var = mean.float().view(per_group), var.float().view(per_group)
     group_mean = mean.mean(-1, keepdim=True)
