@@ -190,9 +190,17 @@ class HalfGroupNorm(HalfNorm, nn.GroupNorm):
         return new
 
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return self._group_norm(x, num_frames=1)
+
+    def _group_norm(self, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """Statistics over each clip's `num_frames` frames, in x's layout (channels-last or channels-first)."""
+        if torch.is_autocast_enabled(x.device.type):
+            x = x.float()  # what autocast does to a GroupNorm's input
         if is_channels_last(x):
-            return channels_last_group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
-        return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+            return channels_last_group_norm(x, self.num_groups, self.weight, self.bias, self.eps, num_frames)
+        if num_frames == 1:
+            return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+        return ClipGroupNorm.apply(x, self.weight, self.bias, num_frames, self.num_groups, self.eps)
 
 
 class FrameGroupNorm(HalfGroupNorm):
@@ -212,14 +220,7 @@ class FrameGroupNorm(HalfGroupNorm):
         return new
 
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
-        num_frames = self.frames.num_frames
-        if torch.is_autocast_enabled(x.device.type):
-            x = x.float()  # what autocast does to a GroupNorm's input
-        if is_channels_last(x):
-            return channels_last_group_norm(x, self.num_groups, self.weight, self.bias, self.eps, num_frames)
-        if num_frames == 1:
-            return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
-        return ClipGroupNorm.apply(x, self.weight, self.bias, num_frames, self.num_groups, self.eps)
+        return self._group_norm(x, self.frames.num_frames)
 
 
 def is_channels_last(x: torch.Tensor) -> bool:
