@@ -237,15 +237,9 @@ def channels_last_group_norm(x: torch.Tensor, num_groups: int, weight: torch.Ten
     ClipGroupNorm's; the scale and shift take x's dtype too (torch's kernels keep them in fp32)."""
     batch_frames, channels = x.shape[:2]
     tokens = x.movedim(1, -1).reshape(batch_frames // num_frames, -1, channels)  # a view
-    if x.dtype == torch.float16:  # as ClipGroupNorm: fp16 holds a std up to 65504, a variance only up to 256^2
-        std, mean = torch.std_mean(tokens, dim=1, correction=0)
-        var = std.float().square()
-    else:
-        var, mean = torch.var_mean(tokens, dim=1, correction=0)
     per_group = (-1, num_groups, channels // num_groups)
-    mean, var = mean.float().view(per_group), var.float().view(per_group)
-    group_mean = mean.mean(-1, keepdim=True)
-    group_var = (var + (mean - group_mean).square()).mean(-1, keepdim=True)
+    mean, var = (t.view(per_group) for t in _moments(tokens, dim=1))
+    group_mean, group_var = _pooled(mean, var, dim=-1, keepdim=True)
     scale = (group_var + eps).rsqrt().expand(per_group).reshape(-1, 1, channels)
     if weight is not None:
         scale = scale * weight.float()
@@ -254,6 +248,23 @@ def channels_last_group_norm(x: torch.Tensor, num_groups: int, weight: torch.Ten
         shift = shift + bias.float()
     out = torch.addcmul(shift.to(x.dtype), tokens, scale.to(x.dtype))
     return out.view(batch_frames, *x.shape[2:], channels).movedim(-1, 1)
+
+
+def _moments(x: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and (population) variance of `x` along `dim`, computed in x's dtype and returned in fp32."""
+    if x.dtype == torch.float16:  # the moments come out in x's dtype: fp16 holds a std up to 65504, a var to 256^2
+        std, mean = torch.std_mean(x, dim=dim, correction=0)
+        return mean.float(), std.float().square()
+    var, mean = torch.var_mean(x, dim=dim, correction=0)  # bf16's variance rounds once, its std squared twice
+    return mean.float(), var.float()
+
+
+def _pooled(mean: torch.Tensor, var: torch.Tensor, dim: int, keepdim: bool = False
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean and variance of the union of equal-sized parts, from each part's along `dim`."""
+    pooled_mean = mean.mean(dim, keepdim=True)
+    pooled_var = (var + (mean - pooled_mean).square()).mean(dim, keepdim=keepdim)
+    return (pooled_mean if keepdim else pooled_mean.squeeze(dim)), pooled_var
 
 
 def _per_channel(per_group: torch.Tensor, channels: int, num_frames: int) -> torch.Tensor:
@@ -287,14 +298,8 @@ class ClipGroupNorm(torch.autograd.Function):
                 num_groups: int, eps: float) -> torch.Tensor:
         batch_frames, channels = x.shape[:2]
         frame_groups = x.reshape(batch_frames // num_frames, num_frames, num_groups, -1)
-        if x.dtype == torch.float16:  # the moments come out in x's dtype: fp16 holds a std up to 65504, a var to 256^2
-            std, mean = torch.std_mean(frame_groups, dim=-1, correction=0)
-            var = std.float().square()
-        else:  # bf16's variance rounds once where its std squared would round twice
-            var, mean = torch.var_mean(frame_groups, dim=-1, correction=0)
-        mean, var = mean.float(), var.float()  # (clips, frames, groups)
-        clip_mean = mean.mean(1)
-        clip_var = (var + (mean - clip_mean.unsqueeze(1)).square()).mean(1)
+        mean, var = _moments(frame_groups, dim=-1)  # (clips, frames, groups)
+        clip_mean, clip_var = _pooled(mean, var, dim=1)
         mean_rows, var_rows = (_per_channel(t, channels, num_frames) for t in (clip_mean, clip_var))
         weight_rows, bias_rows = (None if t is None else t.float().repeat(batch_frames) for t in (weight, bias))
         out = F.batch_norm(_rows(x), mean_rows, var_rows, weight_rows, bias_rows, False, 0.0, eps)
