@@ -114,7 +114,7 @@ class Validator:
     history: list[ValidationEvent] = field(default_factory=list)
     writer: ClipWriter = field(default_factory=ClipWriter)
     batch_cap: int | None = None  # batch_size 0: at most this many clips a batch (a seed screen: its kept seeds')
-    channels_last: bool = False  # render channels-last (an eager UNet: tav.models.layout)
+    channels_last: bool = False  # the UNet renders channels-last (an eager one: tav.models.layout)
     _inverted: dict[int, torch.Tensor] = field(default_factory=dict)  # inversion steps -> latents (invert_once)
     _clips_per_batch: int | None = None  # batch_size 0 on a GPU: measured at the first inversion
 
@@ -134,8 +134,9 @@ class Validator:
         return self.seeds[:self.settings.preview_seeds]
 
     def rendering_layout(self, video_unet: VideoUNet) -> ContextManager:
-        """The block within which the UNet and the VAE hold the layout they render in (tav.models.layout)."""
-        return layout.channels_last(video_unet, self.vae) if self.channels_last else nullcontext()
+        """The block within which the UNet and the VAE hold the layout they render in (tav.models.layout): the VAE,
+        which nothing compiles, decodes channels-last beside a compiled UNet too."""
+        return layout.channels_last(video_unet, self.vae) if self.channels_last else layout.channels_last(self.vae)
 
     def checkpoint_dir(self, step: int) -> Path:
         return self.output_dir / "checkpoints" / f"step_{step:06d}"

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from tav import media, pipeline
-from tav.models import inflate_unet, load_trainable
+from tav.models import inflate_unet, layout, load_trainable
 from tav.media import write_mp4
 from tav.validation import GPU_AUTO_BATCH_MAX, ValidationSettings, Validator, balanced_batches, prompt_slug
 
@@ -59,6 +59,24 @@ def test_sampling_runs_under_the_runs_autocast_and_decoding_in_the_vaes_own_dtyp
                         lambda *a, **kw: seen.append(("vae", torch.is_autocast_enabled("cpu"))) or decode(*a, **kw))
     event = validator(1, inflate_unet(tiny_model.unet))
     assert len(event.clips) == 2 and {("unet", True), ("vae", False)} == set(seen)
+
+
+@pytest.mark.parametrize("unet_channels_last", [False, True])
+def test_the_vae_decodes_channels_last_whichever_layout_the_unet_renders_in(tiny_model, tmp_path, monkeypatch,
+                                                                          unet_channels_last):
+    """A compiled UNet renders channels-first; the VAE beside it is never compiled, so it decodes channels-last
+    either way (analysis/PERF.md round 22), and both are channels-first again after the validation."""
+    validator = make_validator(tiny_model, tmp_path, seeds=[1], batch_size=2)
+    validator.channels_last = unet_channels_last
+    video, seen = inflate_unet(tiny_model.unet), []
+    unet_forward, decode = tiny_model.unet.forward, tiny_model.vae.decode
+    monkeypatch.setattr(tiny_model.unet, "forward", lambda *a, **kw: seen.append(
+        ("unet", layout.holds_channels_last(tiny_model.unet))) or unet_forward(*a, **kw))
+    monkeypatch.setattr(tiny_model.vae, "decode", lambda *a, **kw: seen.append(
+        ("vae", layout.holds_channels_last(tiny_model.vae))) or decode(*a, **kw))
+    event = validator(1, video)
+    assert len(event.clips) == 2 and set(seen) == {("unet", unet_channels_last), ("vae", True)}
+    assert not layout.holds_channels_last(tiny_model.unet) and not layout.holds_channels_last(tiny_model.vae)
 
 
 def test_a_validation_hands_its_clips_on_while_their_mp4s_are_still_encoding(tiny_model, tmp_path, monkeypatch):
