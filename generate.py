@@ -7,7 +7,7 @@ Keys: prompt | prompts (default: the export's generation prompts), seed | seeds 
 seed), noise_mix, guidance_scale, sampling_steps, batch_size, fps (default: the export's validation settings),
 device (default: the export's train.device; auto picks cuda when there is one), out (default: <export>/renders),
 compile (default false; true compiles the UNet as the run did: slower than eager for a 32-seed screen on an H100,
-150 s where a compiled run left the sampler's graphs in the compile cache (round 9) and 224 s on a fresh machine,
+150 s where a compiled run left the sampler's graphs in the compile cache (round 9) and 159 s on a fresh machine,
 against 115 s eager from a cold start in round 22).
 Writes <out>/<prompt>_seed<seed>.mp4 and .gif, and beside them <prompt>_seed<seed>.json: the prompt, seed,
 render settings and the export it came from. The folder may also be a run's checkpoint folder
