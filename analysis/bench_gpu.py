@@ -339,7 +339,7 @@ def decode_variant(variant: str, dtype: torch.dtype):
     torch.manual_seed(0)
     with torch.device(DEVICE):
         vae = sd15_vae().to(dtype).requires_grad_(False)
-    if "channels_last" in parts:  # as an eager UNet's renders decode (tav.models.layout)
+    if "channels_last" in parts:  # as every render decodes (tav.models.layout)
         layout.normalise_in_layout(vae)
         vae.to(memory_format=torch.channels_last)
     torch.backends.cudnn.benchmark = "cudnn_benchmark" in parts
