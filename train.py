@@ -222,6 +222,9 @@ def summary(result: TrainResult) -> str:
         lines.append(f"best step {result.best_step} (score {result.best_score:.3f}): {result.best_checkpoint}")
     if result.random_weights:
         lines.append("NOTE: the base model has random weights (tiny preset): scores say nothing about quality")
+    elif any(record.get("random_weights") for record in result.validations):
+        lines.append("NOTE: the scorer's CLIP has random weights (metrics.scorer.random_weights=true): its scores "
+                     "rank nothing real")
     if result.toy_world:
         lines.append(f"NOTE: {TOY_WORLD_NOTE}")
     lines.append(f"outputs: {result.output_dir}")

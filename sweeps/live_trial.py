@@ -67,7 +67,7 @@ class LiveTrial:
         if event.score is None:
             raise ValueError("a sweep needs a validation score at every step: keep the metrics group configured "
                              "with non-empty metrics.score_weights")
-        self.output_dir, self.random_weights = str(event.output_dir), event.random_weights
+        self.output_dir, self.random_weights = str(event.output_dir), event.random_scores
         self.validations.append(validation_record(event))
         if event.kind == "final":  # the full render at the best preview step: the values, not a pruning point
             return
@@ -144,7 +144,7 @@ class LiveTrial:
             "scores_by_prompt": scores_by(record, "prompt"),
             "scores_by_seed": scores_by(record, "seed"),
             "best_seed": best_seed(record, "score"),
-            "random_weights": result["random_weights"],
+            "random_weights": bool(result["random_weights"] or record.get("random_weights")),
         }
 
 

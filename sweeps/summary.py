@@ -51,7 +51,8 @@ def summary_table(summary: dict) -> str:
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in [head, *rows]]
     legend = "* Pareto-optimal (best when single-objective)   B baseline: the official Tune-A-Video recipe"
     if summary["random_weights"]:
-        legend += "\nNOTE: scored with random weights (tiny preset): the values say nothing about quality"
+        legend += ("\nNOTE: scored with random weights (the tiny preset's model or metrics.scorer.random_weights=true): "
+                   "the values say nothing about quality")
     if summary.get("toy_world"):
         legend += f"\nNOTE: {TOY_WORLD_NOTE}"
     return "\n".join([*lines, legend])

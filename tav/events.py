@@ -42,6 +42,11 @@ class ValidationEvent:
     # calls this first (it blocks until every clip's mp4 is written).
     wait_for_mp4s: Callable[[], None] = lambda: None
 
+    @property
+    def random_scores(self) -> bool:
+        """The scores say nothing about quality: the base model or a score's backbone had random weights."""
+        return self.random_weights or any(info.get("random_weights") for info in self.score_info.values())
+
 
 # A callback may return a scalar score (higher is better); the last non-None one wins.
 ValidationCallback = Callable[[ValidationEvent], Optional[float]]

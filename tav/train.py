@@ -358,6 +358,6 @@ def validation_record(event) -> dict:
     """A JSON-able summary of one validation step."""
     return {"step": event.step, "score": event.score, "scores": dict(event.scores),
             "checkpoint": str(event.checkpoint_path),
-            "kind": event.kind,
+            "kind": event.kind, "random_weights": event.random_scores,
             "clips": [{"prompt": c.prompt, "seed": c.seed, "mp4": str(c.mp4_path), "gif": str(c.gif_path),
                        "scores": dict(c.scores)} for c in event.clips]}

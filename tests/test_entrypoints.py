@@ -118,3 +118,24 @@ def test_speed_fast_compiles_a_sweeps_trial_on_a_gpu_but_not_a_single_run(tmp_pa
     with pytest.raises(Prepared) as prepared:
         train.run(cfg)
     assert prepared.value.args[0] is compiled
+
+
+@pytest.mark.parametrize("random_model, random_scorer, notes", [
+    (True, False, ["NOTE: the base model has random weights"]),
+    (False, True, ["NOTE: the scorer's CLIP has random weights"]),
+    (False, False, [])])
+def test_the_run_summary_says_whose_random_weights_made_its_scores(tmp_path, random_model, random_scorer, notes):
+    import torch
+
+    import train
+    from tav.events import ValidationEvent
+    from tav.train import TrainResult, validation_record
+
+    frames = torch.zeros(2, 8, 8, 3, dtype=torch.uint8)
+    event = ValidationEvent(10, [], frames, "a ball", tmp_path / "w.safetensors", tmp_path, torch.device("cpu"),
+                            random_weights=random_model)
+    event.score_info = {"text_alignment": {"backbone": "ViT-L-14/random(seed=0)", "random_weights": random_scorer}}
+    event.score = 1.0
+    result = TrainResult(tmp_path, 10, [0.1], [validation_record(event)], 10, 1.0, None, 1, 1.0, random_model)
+    said = [line for line in train.summary(result).splitlines() if line.startswith("NOTE")]
+    assert [line[:len(note)] for line, note in zip(said, notes)] == notes and len(said) == len(notes)

@@ -6,6 +6,7 @@ import torch
 from optuna.trial import TrialState
 
 from sweeps.live_trial import LiveTrial
+from sweeps.summary import summarize, summary_table
 from sweeps.study import StudySpec, build_sampler, create_study, open_storage
 from tav.events import RenderedClip, ValidationEvent
 from tav.media import write_mp4
@@ -13,14 +14,17 @@ from tav.media import write_mp4
 OBJECTIVES = {"text_alignment/mean": "maximize", "style_probe/mean": "maximize"}
 
 
-def event(step: int, score: float, tmp_path: Path) -> ValidationEvent:
+def event(step: int, score: float, tmp_path: Path, random_model: bool = True,
+          random_scorer: bool = False) -> ValidationEvent:
     frames = torch.zeros(2, 8, 8, 3, dtype=torch.uint8)
     clips = [RenderedClip("a cube", seed, frames, write_mp4(frames, tmp_path / f"{step}_{seed}.mp4"),
                           tmp_path / "c.gif", {"text_alignment": score + seed, "style_probe": 0.5, "score": score + seed})
              for seed in (0, 1)]
     e = ValidationEvent(step, clips, torch.zeros(2, 8, 8, 3, dtype=torch.uint8), "a ball", tmp_path / "w.safetensors",
-                        tmp_path, torch.device("cpu"), random_weights=True)
+                        tmp_path, torch.device("cpu"), random_weights=random_model)
     e.scores = {"text_alignment/mean": score, "style_probe/mean": 0.5}
+    e.score_info = {name: {"backbone": "ViT-L-14", "random_weights": random_scorer}
+                    for name in ("text_alignment", "style_probe")}
     e.score = score
     return e
 
@@ -33,7 +37,7 @@ def make_study(tmp_path, single_objective: bool, full_panel: str = "above_median
     return url, study
 
 
-def run_trial(url, scores, tmp_path):
+def run_trial(url, scores, tmp_path, random_model: bool = True, random_scorer: bool = False):
     """A trial that previews with `scores` at steps 10, 20, ..., then asks for its full panel at its best step and
     completes, unless pruned."""
     study = optuna.load_study(study_name="s", storage=url)
@@ -41,7 +45,7 @@ def run_trial(url, scores, tmp_path):
     live = LiveTrial(url, "s", trial.number)
     try:
         for i, score in enumerate(scores):
-            live.on_validation(event(10 * (i + 1), score, tmp_path))
+            live.on_validation(event(10 * (i + 1), score, tmp_path, random_model, random_scorer))
         best = max(live.validations, key=lambda v: v["score"])
         live.gate_full_panel(best["step"], best["score"])
     except optuna.TrialPruned as pruned:
@@ -49,7 +53,7 @@ def run_trial(url, scores, tmp_path):
         return live
     validations = live.validations
     live.complete({"output_dir": str(tmp_path), "validations": validations, "best_step": best["step"],
-                   "random_weights": True})
+                   "random_weights": random_model})
     return live
 
 
@@ -143,3 +147,18 @@ def test_joining_a_study_with_another_space_or_protocol_is_refused_saying_what_d
     assert "evaluation protocol: validation.noise_mix: 0.2 there, 0.0 here" in message
     assert "hydra.sweeper.study_name=s-2" in message and "\n" not in message
     assert optuna.load_study(study_name="s", storage=url).trials == []  # refused before any trial was asked for
+
+
+@pytest.mark.parametrize("random_model, random_scorer", [(False, True), (True, False), (False, False)])
+def test_scores_from_a_random_weight_scorer_are_flagged_like_a_random_model(tmp_path, random_model, random_scorer):
+    url, study = make_study(tmp_path, single_objective=True)
+    run_trial(url, [5.0, 6.0], tmp_path, random_model, random_scorer)
+    run_trial(url, [4.0, 5.0], tmp_path, random_model, random_scorer)
+    run_trial(url, [1.0, 2.0], tmp_path, random_model, random_scorer)  # below the median: pruned
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED]
+    random = random_model or random_scorer
+    assert [t.user_attrs["random_weights"] for t in trials] == [random] * 3
+    spec = StudySpec(OBJECTIVES, True, {}, {"name": "MedianPruner"}, "above_median")
+    table = summary_table(summarize(study, spec, url))
+    assert ("NOTE: scored with random weights" in table) is random
