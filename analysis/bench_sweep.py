@@ -10,6 +10,7 @@ phase split every run writes to its result.json (tav/timing.py) and adds what li
   training    the optimiser steps, without their first-call excess
   inversion, sampling, decode, scoring, writing (mp4/gif/checkpoints, and reading the best one back)
   tracking    the W&B/JSONL logger's and the Optuna trial's validation callbacks
+  stopped     (sweeps) the whole time of the trials that were pruned or failed: they write no phase split
   overhead    the rest of the wall time: process start, imports, Hydra, Optuna asks/tells, W&B init/finish, summary
 
     python analysis/bench_sweep.py make-model --model /tmp/sd15
@@ -109,16 +110,31 @@ def sweep(args: argparse.Namespace, work: Path) -> dict:
     command = [sys.executable, "sweep.py", "-m", "experiment=tav_paper", "search=tav_paper", *model_overrides(args),
                f"hydra.sweeper.n_trials={args.trials}", f"hydra.sweep.dir={sweep_dir}", *args.overrides]
     wall = run_command(command, work / f"sweep-{args.label}.log")
-    phases, trials = dict.fromkeys(PHASES, 0.0), []
-    for result_file in sorted(sweep_dir.glob("trial_*/result.json")):
-        result = json.loads(result_file.read_text())
-        trial = split(result["timings"])
-        trials.append({"trial": result_file.parent.name, "steps": result["steps"], "phases": trial})
+    return {"wall_s": wall, **sweep_split(sweep_dir, wall), "trials_per_hour": args.trials / wall * 3600}
+
+
+def sweep_split(sweep_dir: Path, wall: float) -> dict:
+    """A sweep's wall time by phase. A trial that ran to the end split its time in result.json; a pruned or failed
+    one wrote no result, so its whole time (first to last line of its log.jsonl) is the phase "stopped"."""
+    phases, trials = dict.fromkeys((*PHASES, "stopped"), 0.0), []
+    for trial_dir in sorted(sweep_dir.glob("trial_*"), key=lambda d: int(d.name.split("_")[1])):
+        if (trial_dir / "result.json").is_file():
+            result = json.loads((trial_dir / "result.json").read_text())
+            trial = split(result["timings"])
+            trials.append({"trial": trial_dir.name, "state": "complete", "steps": result["steps"], "phases": trial})
+        elif (trial_dir / "log.jsonl").is_file():
+            events = [json.loads(line) for line in (trial_dir / "log.jsonl").read_text().splitlines()]
+            last_step = max((e["step"] for e in events if e["kind"] == "step"), default=0)
+            trial = {"stopped": events[-1]["time"] - events[0]["time"]}
+            trials.append({"trial": trial_dir.name, "state": events[-1].get("state"), "steps": last_step,
+                           "phases": trial})
+        else:
+            continue
         for name, seconds in trial.items():
             phases[name] += seconds
     phases["overhead"] = wall - sum(phases.values())
-    return {"wall_s": wall, "phases": phases, "trials": trials, "trials_with_result": len(trials),
-            "trials_per_hour": args.trials / wall * 3600}
+    return {"phases": phases, "trials": trials,
+            "trials_with_result": sum(t["state"] == "complete" for t in trials)}
 
 
 def panel(args: argparse.Namespace, work: Path) -> dict:
