@@ -64,7 +64,7 @@ class TrainResult:
     output_dir: Path
     steps: int
     losses: list[float]
-    validations: list[dict]  # per validation step: step, score, scores, checkpoint, clips
+    validations: list[dict]  # per validation step: step, score, scores, checkpoint, kind, random_weights, clips
     best_step: int | None
     best_score: float | None
     best_checkpoint: Path | None
