@@ -67,7 +67,7 @@ class LiveTrial:
         if event.score is None:
             raise ValueError("a sweep needs a validation score at every step: keep the metrics group configured "
                              "with non-empty metrics.score_weights")
-        self.output_dir, self.random_weights = str(event.output_dir), event.random_scores
+        self.output_dir, self.random_weights = str(event.output_dir), event.random_weights
         self.validations.append(validation_record(event))
         if event.kind == "final":  # the full render at the best preview step: the values, not a pruning point
             return
