@@ -5,10 +5,9 @@
 
 Keys: prompt | prompts (default: the export's generation prompts), seed | seeds (default: the export's best
 seed), noise_mix, guidance_scale, sampling_steps, batch_size, fps (default: the export's validation settings),
-device (default: the export's train.device; auto picks cuda when there is one), out (default: <export>/renders),
-compile (default false; true compiles the UNet as the run did: slower than eager for a 32-seed screen on an H100,
-150 s where a compiled run left the sampler's graphs in the compile cache (round 9) and 159 s on a fresh machine,
-against 115 s eager from a cold start in round 22).
+device (default: the export's train.device; auto picks cuda when there is one), out (default: <export>/renders).
+Clips render eagerly, as the run's validations did, also where the run compiled: a seed's clip here is the clip
+its validation scored (on the same kind of device and versions).
 Writes <out>/<prompt>_seed<seed>.mp4 and .gif, and beside them <prompt>_seed<seed>.json: the prompt, seed,
 render settings and the export it came from. The folder may also be a run's checkpoint folder
 (checkpoints/step_<n>/, which holds the same export.json render manifest).
@@ -39,7 +38,7 @@ from tav.world.models import TOY_WORLD_NOTE
 
 SCREEN_KEYS = ("screen", "screen_steps", "keep")
 SCREEN_MINIMUM = {"screen": 2, "screen_steps": 1, "keep": 1}  # a screen ranks at least two seeds
-KEYS = ("prompt", "prompts", "seed", "seeds", *export.RENDER_KEYS, "device", "out", "compile", *SCREEN_KEYS)
+KEYS = ("prompt", "prompts", "seed", "seeds", *export.RENDER_KEYS, "device", "out", *SCREEN_KEYS)
 
 
 def parse(argv: list[str]) -> tuple[Path, dict]:
@@ -70,7 +69,7 @@ def generate(folder: Path, options: dict) -> list[Path]:
         seed_screen.check_noise_mix(settings.get("noise_mix", manifest["render"]["noise_mix"]))
         config = seed_screen.run_config(folder)
         seed_screen.check_scoring(config)
-    renderer = export.Renderer(loaded, device, options.get("compile", False), timer)
+    renderer = export.Renderer(loaded, device, timer)
     out_dir.mkdir(parents=True, exist_ok=True)
     if screening:
         # cuDNN's attention kernels are built while the scorer loads (~3 s on a cold JIT cache, PERF.md round 18)
@@ -143,8 +142,7 @@ def sidecar(loaded: export.Export, clip: export.RenderedFrames, settings: dict, 
 
 # generate.py's keys -> the config keys whose rules they follow (tav/config_schema.py)
 SCHEMA_KEYS = {"prompt": "data.prompt", "prompts": "validation.prompts", "seed": "train.seed",
-               "seeds": "validation.seeds", **{k: f"validation.{k}" for k in export.RENDER_KEYS}, "device": "train.device",
-               "compile": "train.compile"}
+               "seeds": "validation.seeds", **{k: f"validation.{k}" for k in export.RENDER_KEYS}, "device": "train.device"}
 
 
 def check_options(folder: Path, options: dict) -> None:
@@ -154,8 +152,6 @@ def check_options(folder: Path, options: dict) -> None:
         value = options.get(key, least)
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise ValueError(f"{key}={value} must be a whole number >= {least} (e.g. screen=32 screen_steps=10 keep=4)")
-    if not isinstance(options.get("compile", False), bool):
-        raise ValueError(f"compile={options['compile']} must be true or false (e.g. compile=true)")
     if "screen" in options and ({"seed", "seeds"} & set(options)):
         raise ValueError("screen=N screens seeds 0..N-1 itself: drop seed/seeds, or drop screen to render given seeds")
     if ("screen_steps" in options or "keep" in options) and "screen" not in options:

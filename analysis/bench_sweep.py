@@ -19,7 +19,7 @@ phase split every run writes to its result.json (tav/timing.py) and adds what li
         train.compile=true     # a single run compiles only when told to (speed=fast: compile auto)
     python analysis/bench_sweep.py sweep --model /tmp/sd15 --video man-surfing.mp4 --trials 3 -- speed=fast
     python analysis/bench_sweep.py panel --model /tmp/sd15 --video man-surfing.mp4 --seeds 32 -- speed=fast
-    python analysis/bench_sweep.py screen --model /tmp/sd15 --video man-surfing.mp4 --seeds 32 --render compile=true \
+    python analysis/bench_sweep.py screen --model /tmp/sd15 --video man-surfing.mp4 --seeds 32 --render batch_size=8 \
         -- speed=fast
 
 Every case appends one JSON line to --out (default analysis/results/bench_sweep.jsonl) and prints a table row.
@@ -156,7 +156,7 @@ def panel(args: argparse.Namespace, work: Path) -> dict:
 def screen(args: argparse.Namespace, work: Path) -> dict:
     """A seed screen of one checkpoint: `generate.py <checkpoint> screen=N keep=4` (N seeds in 10 DDIM steps, the 4
     best in full) plus --render options, from a 1-step run's checkpoint (made once per --work folder and reused,
-    so a second screen on one machine measures a warm compile cache); the time is generate.py's whole process,
+    so a second screen on one machine measures warm caches); the time is generate.py's whole process,
     model load included, split by screen.json's timings."""
     run_dir, out = work / "screen-checkpoint", work / f"screen-{args.label}-renders"
     prompt = "a panda is surfing"
@@ -207,7 +207,7 @@ def main() -> None:
     parser.add_argument("--label", default="run", help="names the case's row and output folder")
     parser.add_argument("--trials", type=int, default=3, help="sweep: trials in the study")
     parser.add_argument("--seeds", type=int, default=32, help="panel, screen: generation seeds")
-    parser.add_argument("--render", nargs="*", default=[], help="screen: generate.py options, e.g. compile=true")
+    parser.add_argument("--render", nargs="*", default=[], help="screen: generate.py options, e.g. batch_size=8")
     parser.add_argument("--work", default="outputs/bench_sweep", help="folder for the runs' outputs and logs")
     parser.add_argument("--out", default=None, help="JSONL file to append the row to")
     own, overrides = split_overrides(sys.argv[1:])

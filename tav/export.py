@@ -40,7 +40,7 @@ from tav.digests import file_sha256, files_sha256
 from tav.models.style_lora import check_style_loras
 from tav.prompts import realised_config
 from tav.tracking import LOG_NAME, read_log, redact, redact_text
-from tav.train import DTYPES, cast_weights, compile_unet
+from tav.train import DTYPES, cast_weights
 from tav.validation import ValidationSettings, Validator, best_validation, prompt_slug, scores_by
 from tav.world import models as world_models
 from tav.world.models import TOY_WORLD_NOTE
@@ -51,10 +51,10 @@ TRAINABLE = "trainable.safetensors"
 INVERTED = "inverted_latents.safetensors"
 MERGED = "unet"
 RENDER_KEYS = ("noise_mix", "guidance_scale", "sampling_steps", "batch_size", "fps")  # generate's defaults
-# The run's speed settings (a render repeats its frozen weights' dtype, and its compile mode when asked to compile);
-# an export written before they were recorded renders with fp32 weights.
+# The run's speed settings, as it trained. A render repeats its frozen weights' dtype (renders are eager whether
+# the run compiled or not); an export written before they were recorded renders with fp32 weights.
 SPEED_KEYS = ("frozen_dtype", "compile", "compile_mode")
-SPEED_DEFAULTS = {"frozen_dtype": "fp32", "compile_mode": "regional"}  # what a render reads of them
+SPEED_DEFAULTS = {"frozen_dtype": "fp32"}  # what a render reads of them
 
 
 @dataclass
@@ -404,14 +404,11 @@ class RenderedFrames:
 
 class Renderer:
     """An export's tuned model, loaded once onto `device`, rendering (prompt, seed) cells exactly as the validation
-    hook did (Validator.render): the tuned weights fp32, the others in the run's frozen dtype. `compile` compiles
-    the UNet as the run's training did (its compile_mode): on the machine that trained with train.compile=true,
-    the sampler's graphs then come from the compile cache when the batch shape is the validation's; elsewhere
-    they compile anew, which costs more than it saves for a few dozen clips (analysis/PERF.md round 6). `timer`
-    holds the time per phase. Raises ValueError when the base model here differs from the export's."""
+    hook did (Validator.render): the tuned weights fp32, the others in the run's frozen dtype, eager and
+    channels-last (a compiled run renders so too). `timer` holds the time per phase. Raises ValueError when the
+    base model here differs from the export's."""
 
-    def __init__(self, export: Export, device: torch.device, compile: bool = False,
-                 timer: timing.PhaseTimer | None = None):
+    def __init__(self, export: Export, device: torch.device, timer: timing.PhaseTimer | None = None):
         manifest = export.manifest
         check_base_model(manifest["base_model"])
         self.export, self.device, self.timer = export, device, timer or timing.for_device(device)
@@ -421,9 +418,6 @@ class Renderer:
         with self.timer.phase("load"):
             self.model = load_reference_model(manifest["base_model"])
             self.video_unet = tuned_unet(self.model, manifest, export.folder / TRAINABLE, frozen).to(device)
-        self.compiled = compile
-        if compile:
-            compile_unet(self.video_unet, speed["compile_mode"])
         self.vae = self.model.vae.to(device, self.half).requires_grad_(False)
         self.text_encoder = self.model.text_encoder.to(device, self.half).requires_grad_(False)
         self.inverted = export.inverted_latents.to(device)
@@ -448,8 +442,7 @@ class Renderer:
         autocast = partial(torch.autocast, device.type, dtype=self.half) if self.half else nullcontext
         validator = Validator(s, self.vae, self.inverted, torch.empty(0, dtype=torch.uint8), manifest["train_prompt"],
                               embeddings[2:], embeddings[1:2], self.model.scheduler_config, self.export.folder,
-                              self.model.random_weights, autocast=autocast, timer=self.timer, batch_cap=batch_cap,
-                              channels_last=not self.compiled)
+                              self.model.random_weights, autocast=autocast, timer=self.timer, batch_cap=batch_cap)
         with validator.rendering_layout(self.video_unet):
             if s.batch_size == 0:
                 validator.size_batches(self.video_unet)

@@ -55,8 +55,8 @@ def screen(renderer: Renderer, prompts: Sequence[str], seeds: Sequence[int], ste
     """Render every (prompt, seed) with `steps` DDIM steps (the other render settings as given) and rank them.
 
     An automatic batch holds at most `keep` clips, so the screen and the full renders of the kept seeds share
-    one batch shape: a compiled sampler compiles once (sampling is compute-bound: batches of 4 clips and more
-    render equally fast per clip, analysis/PERF.md round 4)."""
+    one batch shape: cuDNN builds its attention kernels once (sampling is compute-bound: batches of 4 clips and
+    more render equally fast per clip, analysis/PERF.md round 4)."""
     return rank_seeds(renderer(prompts, seeds, {**settings, "sampling_steps": steps}, batch_cap=keep), scoring)
 
 

@@ -126,9 +126,9 @@ def cast_weights(parameters: Iterable[torch.nn.Parameter], dtype: torch.dtype) -
 def compile_unet(video_unet: VideoUNet, compile_mode: str, dynamic: bool = False) -> None:
     """torch.compile the UNet in place, "regional" (its repeated blocks alone) or "full"; `dynamic` compiles
     shape-generic graphs instead (analysis/bench_gpu.py's compile_dynamic measures what that trades)."""
-    # Static shapes: training, inversion and guided sampling each compile once for their own batch size, where
-    # automatic dynamic shapes would re-trace symbolically on the second size (slow to compile). Each shape of
-    # each compiled region is one cache entry, so the limit must hold (regions x shapes x grad modes).
+    # Static shapes: only training runs the compiled graphs (inversion and sampling run eager: pipeline.py), and
+    # automatic dynamic shapes would re-trace symbolically on a second size (slow to compile). Each shape of each
+    # compiled region is one cache entry, so the limit must hold (regions x shapes x grad modes).
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
     if compile_mode == "full":
         # In place, so parameter names (and the saved checkpoints' keys) keep no `_orig_mod.` prefix.
@@ -306,7 +306,7 @@ def tune(model: BaseModel | PreparedModel, frames: torch.Tensor, prompt: str, se
     validator = Validator(validation, prepared.vae, latents, frames, prompt, prompt_embeddings, empty_embedding,
                           prepared.scheduler_config, output_dir, prepared.random_weights, list(callbacks),
                           autocast=accelerator.autocast, timer=timer, progress=progress,
-                          before_full_panel=before_full_panel, channels_last=not settings.compile)
+                          before_full_panel=before_full_panel)
     losses: list[float] = []
     pending: list[torch.Tensor] = []  # losses still on the device: read in one sync every few steps
     rates: list[float] = []

@@ -68,7 +68,7 @@ GPU_AUTO_BATCH_MAX = 8
 
 def balanced_batches(cells: list, capacity: int) -> list[list]:
     """`cells` in the fewest batches of at most `capacity`, their sizes differing by at most one: 32 clips at a
-    capacity of 24 render as 16 + 16, not 24 + 8, so a compiled sampler sees fewer distinct batch shapes."""
+    capacity of 24 render as 16 + 16, not 24 + 8: fewer distinct batch shapes for cuDNN to build kernels for."""
     count = -(-len(cells) // max(capacity, 1))
     size, extra = divmod(len(cells), max(count, 1))
     batches, start = [], 0
@@ -114,7 +114,6 @@ class Validator:
     history: list[ValidationEvent] = field(default_factory=list)
     writer: ClipWriter = field(default_factory=ClipWriter)
     batch_cap: int | None = None  # batch_size 0: at most this many clips a batch (a seed screen: its kept seeds')
-    channels_last: bool = False  # the UNet renders channels-last (an eager one: tav.models.layout)
     _inverted: dict[int, torch.Tensor] = field(default_factory=dict)  # inversion steps -> latents (invert_once)
     _clips_per_batch: int | None = None  # batch_size 0 on a GPU: measured at the first inversion
 
@@ -134,9 +133,9 @@ class Validator:
         return self.seeds[:self.settings.preview_seeds]
 
     def rendering_layout(self, video_unet: VideoUNet) -> ContextManager:
-        """The block within which the UNet and the VAE hold the layout they render in (tav.models.layout): the VAE,
-        which nothing compiles, decodes channels-last beside a compiled UNet too."""
-        return layout.channels_last(video_unet, self.vae) if self.channels_last else layout.channels_last(self.vae)
+        """The block within which the UNet and the VAE hold the layout they render in: channels-last
+        (tav.models.layout), a compiled UNet too, since rendering runs eager (pipeline.sample)."""
+        return layout.channels_last(video_unet, self.vae)
 
     def checkpoint_dir(self, step: int) -> Path:
         return self.output_dir / "checkpoints" / f"step_{step:06d}"
@@ -194,8 +193,8 @@ class Validator:
     def _batch_size(self, device: torch.device) -> int:
         """The configured batch size; for 0 (auto), what the first inversion's memory says fits on the GPU, and
         with previews no more than a preview's clips: the full panel (a multiple of them) then renders in batches
-        of the previews' shape, so a compiled sampler compiles once (one batch shape took 60 s to compile on a
-        cold start, analysis/PERF.md round 5); batches of 4, 8 and 16 clips rendered equally fast per clip."""
+        of the previews' shape, one shape for cuDNN's attention kernels in a run (a new one costs ~0.4 s to build,
+        analysis/PERF.md round 17); batches of 4, 8 and 16 clips rendered equally fast per clip."""
         s = self.settings
         if s.batch_size > 0:
             return s.batch_size

@@ -106,7 +106,7 @@ def test_a_seed_screen_ranks_every_seed_and_renders_the_best_in_full(study, tmp_
     for options, refusal in ((["screen=4", "noise_mix=0"], "noise_mix=0 starts every seed"),
                              (["screen=4", "seed=1"], "drop seed/seeds"), (["keep=2"], "add screen=N"),
                              (["screen=1"], "screen=1 must be a whole number >= 2"),
-                             (["compile=maybe"], "compile=maybe must be true or false")):
+                             (["compile=true"], "unknown option(s) ['compile']")):
         done = run_cli("generate.py", str(folder), "prompt=a cube", *options, f"out={tmp_path / 'refused'}")
         assert done.returncode == 1 and refusal in done.stderr and not (tmp_path / "refused").exists()
 
@@ -170,9 +170,9 @@ def test_a_runs_best_checkpoint_folder_renders_on_its_own(study, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_renderer_repeats_the_runs_frozen_dtype_and_compiles_when_asked(study):
-    """Rendering as the run's validation did: untuned weights in its frozen dtype, tuned ones fp32; compiled as
-    the run's training compiled (its compile_mode) only when asked, since a cold compile outweighs a few clips."""
+def test_a_renderer_repeats_the_runs_frozen_dtype_and_renders_eager_where_the_run_compiled(study):
+    """Rendering as the run's validation did: untuned weights in its frozen dtype, tuned ones fp32, and nothing
+    compiled, as a compiled run's validations render (pipeline.sample)."""
     _, study = study
     checkpoint = Path(complete(study)[-1].user_attrs["best_checkpoint"]).parent
     loaded = export.load_export(checkpoint)
@@ -184,10 +184,7 @@ def test_a_renderer_repeats_the_runs_frozen_dtype_and_compiles_when_asked(study)
     dtypes = {name: p.dtype for name, p in renderer.video_unet.unet.named_parameters()}
     assert {dtypes[name] for name in tuned} == {torch.float32}
     assert {dtype for name, dtype in dtypes.items() if name not in tuned} == {torch.bfloat16}
-    first_block = renderer.video_unet.unet.down_blocks[0].attentions[0].transformer_blocks[0]
-    assert first_block._compiled_call_impl is None  # the run compiled; the render compiles only when asked
-    compiled = export.Renderer(loaded, torch.device("cpu"), compile=True)
-    assert compiled.video_unet.unet.down_blocks[0].attentions[0].transformer_blocks[0]._compiled_call_impl is not None
+    assert not any(getattr(m, "_compiled_call_impl", None) for m in renderer.video_unet.unet.modules())
     assert "load" in renderer.timer.as_record()
 
 

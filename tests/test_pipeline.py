@@ -45,8 +45,10 @@ def test_prompts_encode_to_77_tokens(tiny_model):
     assert embeddings.shape == (2, 77, 32)
 
 
-def test_inversion_runs_eager_even_when_the_unet_is_compiled(tiny_model):
-    """Its one-clip unguided batch would be a compilation of its own (59 s cold on a GPU) for ~100 steps a run."""
+@pytest.mark.parametrize("render", ["inversion", "sampling"])
+def test_inversion_and_sampling_run_eager_even_when_the_unet_is_compiled(tiny_model, render):
+    """Compiling them cost ~60 s each on a cold GPU for no faster steps (analysis/PERF.md rounds 5 and 24), and a
+    clip rendered eagerly in a compiled run is the clip an export renders."""
     from tav.train import TrainSettings, apply_speed_settings
 
     video = inflate_unet(tiny_model.unet)
@@ -54,7 +56,11 @@ def test_inversion_runs_eager_even_when_the_unet_is_compiled(tiny_model):
     tracing = []
     block = video.unet.down_blocks[0].attentions[0].transformer_blocks[0]
     block.register_forward_pre_hook(lambda module, args: tracing.append(torch.compiler.is_compiling()))
-    pipeline.ddim_invert(video, torch.randn(1, 4, 3, 8, 8), torch.randn(1, 77, 32), tiny_model.scheduler_config, 3)
+    latents, empty = torch.randn(1, 4, 3, 8, 8), torch.randn(1, 77, 32)
+    if render == "inversion":
+        pipeline.ddim_invert(video, latents, empty, tiny_model.scheduler_config, 3)
+    else:
+        pipeline.sample(video, latents, torch.randn(1, 77, 32), empty, tiny_model.scheduler_config, 3, 7.5)
     assert tracing == [False, False, False]  # called each step, never traced
 
 

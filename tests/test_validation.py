@@ -1,3 +1,4 @@
+import copy
 import threading
 
 import pytest
@@ -61,21 +62,26 @@ def test_sampling_runs_under_the_runs_autocast_and_decoding_in_the_vaes_own_dtyp
     assert len(event.clips) == 2 and {("unet", True), ("vae", False)} == set(seen)
 
 
-@pytest.mark.parametrize("unet_channels_last", [False, True])
-def test_the_vae_decodes_channels_last_whichever_layout_the_unet_renders_in(tiny_model, tmp_path, monkeypatch,
-                                                                          unet_channels_last):
-    """A compiled UNet renders channels-first; the VAE beside it is never compiled, so it decodes channels-last
-    either way (analysis/PERF.md round 22), and both are channels-first again after the validation."""
-    validator = make_validator(tiny_model, tmp_path, seeds=[1], batch_size=2)
-    validator.channels_last = unet_channels_last
-    video, seen = inflate_unet(tiny_model.unet), []
+def test_a_compiled_unet_renders_eager_and_channels_last_the_same_clips_as_an_eager_one(tiny_model, tmp_path,
+                                                                                        monkeypatch):
+    """A compiled run's validations render as an eager run's and an export's do (analysis/PERF.md round 24): the UNet
+    and the VAE channels-last, nothing traced, the same clips; both are channels-first again afterwards, where the
+    compiled training steps find them."""
+    from tav.train import TrainSettings, apply_speed_settings
+
+    compiled = inflate_unet(tiny_model.unet)
+    eager = copy.deepcopy(compiled)
+    apply_speed_settings(compiled, TrainSettings(compile=True, compile_mode="regional"))
+    seen = []
     unet_forward, decode = tiny_model.unet.forward, tiny_model.vae.decode
     monkeypatch.setattr(tiny_model.unet, "forward", lambda *a, **kw: seen.append(
-        ("unet", layout.holds_channels_last(tiny_model.unet))) or unet_forward(*a, **kw))
+        ("unet", layout.holds_channels_last(tiny_model.unet), torch.compiler.is_compiling())) or unet_forward(*a, **kw))
     monkeypatch.setattr(tiny_model.vae, "decode", lambda *a, **kw: seen.append(
-        ("vae", layout.holds_channels_last(tiny_model.vae))) or decode(*a, **kw))
-    event = validator(1, video)
-    assert len(event.clips) == 2 and set(seen) == {("unet", unet_channels_last), ("vae", True)}
+        ("vae", layout.holds_channels_last(tiny_model.vae), False)) or decode(*a, **kw))
+    clips = [make_validator(tiny_model, tmp_path / name, seeds=[1], batch_size=2, noise_mix=0.5)(1, video).clips
+             for name, video in (("eager", eager), ("compiled", compiled))]
+    assert set(seen) == {("unet", True, False), ("vae", True, False)}
+    assert [torch.equal(a.frames, b.frames) for a, b in zip(*clips)] == [True, True]
     assert not layout.holds_channels_last(tiny_model.unet) and not layout.holds_channels_last(tiny_model.vae)
 
 

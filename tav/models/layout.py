@@ -1,4 +1,4 @@
-"""The memory layout a model renders in: channels-last (NHWC) for an eager video UNet and for the VAE.
+"""The memory layout a model renders in: channels-last (NHWC), for the video UNet and the VAE.
 
 Every convolution of SD's UNet and VAE runs cuDNN's NHWC kernels; with channels-first activations cuDNN
 transposes each convolution's input and output around them (28.6 ms of an eager guided step's 655 ms on an H100,
@@ -7,9 +7,8 @@ normalise them in place (video_layers.channels_last_group_norm) and the transfor
 NHWC image they are (video_layers.TokenTransformer2DModel). An eager guided step of 4 clips 654 -> 626 ms, a
 512x512 frame decoded in 12.8 -> 11.2 ms on an H100 (analysis/PERF.md round 21).
 
-Training stays channels-first: ClipGroupNorm's backward is written for it. A compiled UNet renders channels-first
-too: inductor picks its own layouts, and channels-last weights measured no faster compiled (round 5). Its VAE, which
-nothing compiles, still decodes channels-last (round 22).
+Training stays channels-first: ClipGroupNorm's backward is written for it, and a compiled UNet's training graphs
+find their weights as they were traced. Rendering is eager, a compiled UNet's too (pipeline.sample, round 24).
 """
 
 from __future__ import annotations
