@@ -168,7 +168,7 @@ def test_without_noise_every_seed_is_the_same_clip_so_one_is_rendered(tiny_model
 
 def test_a_panel_splits_into_the_fewest_batches_of_near_equal_size():
     cells = list(range(32))
-    assert [len(b) for b in balanced_batches(cells, 24)] == [16, 16]  # one batch shape for a compiled sampler
+    assert [len(b) for b in balanced_batches(cells, 24)] == [16, 16]  # one batch shape, one set of cuDNN kernels
     assert [len(b) for b in balanced_batches(list(range(33)), 16)] == [11, 11, 11]
     assert [len(b) for b in balanced_batches(cells, 64)] == [32]
     assert sum(balanced_batches(list(range(7)), 3), []) == list(range(7))  # every cell once, in order
@@ -197,7 +197,7 @@ def test_a_batch_cap_holds_the_auto_batch_but_not_a_set_one(tiny_model, tmp_path
 
 
 def test_with_previews_the_full_panel_renders_in_batches_of_the_previews_shape(tiny_model, tmp_path, monkeypatch):
-    """One batch shape in a run: a compiled sampler compiles once, not again for the full panel."""
+    """One batch shape in a run: the full panel renders in the previews' shape, for which cuDNN built its kernels."""
     validator = make_validator(tiny_model, tmp_path, batch_size=0, seeds=[0, 1, 2, 3], noise_mix=0.2,
                                preview_steps=2)
     batches = []
