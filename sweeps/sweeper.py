@@ -31,13 +31,14 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
+from sweeps.compile_cache import use_compile_cache
 from sweeps.plan import SweepPlan, check_keys, check_trials, plan_sweep, protocol_of
 from sweeps.progress import StudyProgress
 from sweeps.recovery import Lease, fail_dead_trials, follow_companion, grace_period, sync_companions, tally
 from sweeps.space import SearchSpace, to_overrides
 from sweeps.study import FULL_PANEL, StudySpec, build_pruner, build_sampler, create_study, open_storage, storage_url
 from sweeps.summary import study_plots, summarize, summary_table
-from tav.config_schema import check_sweep
+from tav.config_schema import check_sweep, check_writable
 from tav.prompts import overlap_levels, prompts_by_level
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,8 @@ class OptunaSweeper(Sweeper):
                  storage: str | None = None, single_objective: bool = False, constraints: dict | None = None,
                  pruner: dict | None = None, sampler: dict | None = None, baseline: dict | None = None,
                  n_workers: int = 1, devices: Sequence[str] | None = None, worker_index: int = 0,
-                 heartbeat_interval: int | None = 60, dry_run: bool = False, full_panel: str = "above_median"):
+                 heartbeat_interval: int | None = 60, dry_run: bool = False, full_panel: str = "above_median",
+                 compile_cache: str | None = "compile_cache"):
         self.study_name = study_name
         self.n_trials = n_trials
         self.spec = StudySpec(dict(objectives), single_objective, dict(constraints or {}),
@@ -99,6 +101,7 @@ class OptunaSweeper(Sweeper):
         self.worker_index = worker_index
         self.heartbeat_interval = heartbeat_interval
         self.dry_run = dry_run
+        self.compile_cache = compile_cache
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
@@ -111,6 +114,8 @@ class OptunaSweeper(Sweeper):
 
     def sweep(self, arguments: list[str]) -> Any:
         try:
+            if not self.dry_run:  # before anything starts CUDA (check_sweep may)
+                self.use_compile_cache()
             plan, protocol = self.prepare(arguments)
             # Searched ranges, fixed values and the other settings against the schema; a real sweep also checks the
             # weights they name, CUDA and its folder, which a dry run leaves to the machine that runs it.
@@ -144,6 +149,15 @@ class OptunaSweeper(Sweeper):
         if self.worker_index == 0:
             self._report(study, url)
         return returns
+
+    def use_compile_cache(self) -> None:
+        """Keep what this worker and the ones it starts compile in the sweep's folder (sweeps/compile_cache.py)."""
+        folder = self.sweep_dir / str(self.compile_cache) if self.compile_cache else None
+        if folder is not None:
+            check_writable(folder, "hydra.sweeper.compile_cache")
+        caches = use_compile_cache(folder)
+        if caches:
+            log.info("compile caches: %s", ", ".join(f"{key}={value}" for key, value in caches.items()))
 
     def prepare(self, arguments: list[str]) -> tuple[SweepPlan, dict]:
         """Plan the command line, check its keys and compose-check its trials; the protocol the study records."""

@@ -28,8 +28,10 @@ FAST = ["data.n_frames=4", "data.height=32", "data.width=32", "validation.every_
 
 
 def offline_environment() -> dict[str, str]:
-    """The test process's environment without a W&B key: W&B must run offline here."""
-    return {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}
+    """The test process's environment without a W&B key (W&B must run offline here) and without compile cache
+    folders (a sweep keeps its own)."""
+    dropped = ("WANDB_API_KEY", "TORCHINDUCTOR_CACHE_DIR", "CUDA_CACHE_PATH")
+    return {k: v for k, v in os.environ.items() if k not in dropped}
 
 
 def sweep(tmp_path: Path, *overrides: str, check: bool = True, fast=FAST) -> subprocess.CompletedProcess:
@@ -84,6 +86,8 @@ def test_a_small_study_completes_records_its_trials_and_resumes(tmp_path):
     assert [t["number"] for t in summary["trials"]] == [0, 1, 2] and summary["pareto_trials"]
     console = first.stderr + first.stdout  # one line per trial: its number, how far the study is, its state
     assert "NOTE: toy-world scores" in console
+    assert f"compile caches: TORCHINDUCTOR_CACHE_DIR={tmp_path.resolve() / 'compile_cache' / 'inductor'}, " \
+           f"CUDA_CACHE_PATH={tmp_path.resolve() / 'compile_cache' / 'cuda'}" in console  # kept with the study
     assert re.search(r"trial 2 \(3 of 3 done\) (complete|pruned): .*\| elapsed \d+m\d\ds, ETA done", console)
 
     sweep(tmp_path, "hydra.sweeper.n_trials=4")  # the same command with a larger budget resumes the study
@@ -221,6 +225,14 @@ def test_a_sweep_that_cannot_run_names_the_field_before_any_study(overrides, nam
     with pytest.raises(ValueError) as error:
         planned(*overrides)
     assert named in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_compile_cache_folder_that_cannot_be_written_stops_the_sweep_before_any_study(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    done = sweep(tmp_path, "hydra.sweeper.compile_cache=a-file/cache", check=False)
+    assert done.returncode == 1 and not (tmp_path / "study.db").exists()
+    assert (f"error: hydra.sweeper.compile_cache={tmp_path / 'a-file' / 'cache'} cannot be created: "
+            f"{tmp_path / 'a-file'} is a file") in done.stderr
 
 
 def test_pruner_settings_are_checked_before_any_study(tmp_path):
