@@ -6,8 +6,8 @@
 Keys: prompt | prompts (default: the export's generation prompts), seed | seeds (default: the export's best
 seed), noise_mix, guidance_scale, sampling_steps, batch_size, fps (default: the export's validation settings),
 device (default: the export's train.device; auto picks cuda when there is one), out (default: <export>/renders).
-Clips render eagerly, as the run's validations did, also where the run compiled: a seed's clip here is the clip
-its validation scored (on the same kind of device and versions).
+Clips render eagerly and channels-last, as the run's validations did, also where the run compiled, so a seed
+renders the clip its validation scored (up to a GPU kernel's rounding where the batch of clips differs).
 Writes <out>/<prompt>_seed<seed>.mp4 and .gif, and beside them <prompt>_seed<seed>.json: the prompt, seed,
 render settings and the export it came from. The folder may also be a run's checkpoint folder
 (checkpoints/step_<n>/, which holds the same export.json render manifest).

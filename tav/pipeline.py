@@ -112,7 +112,7 @@ def sample(video_unet: VideoUNet, latents: torch.Tensor, text_embeddings: torch.
     Always eager, as inversion is: compiling the guided batch cost ~50 s on a cold start and rendered no faster
     than the eager channels-last path (tav.models.layout; 61.7 s compiled against 62.3 s eager for the official
     recipe's validations on one H100, analysis/PERF.md round 23), and one path means a clip repeats wherever it
-    is rendered: a validation, an export, a seed screen.
+    is rendered (a validation, an export, a seed screen), up to a GPU kernel's rounding across batch sizes.
     """
     scheduler = DDIMScheduler.from_config(scheduler_config)
     scheduler.set_timesteps(steps)
