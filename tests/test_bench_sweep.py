@@ -20,14 +20,14 @@ def bench(*args: str) -> subprocess.CompletedProcess:
 def test_a_screen_row_splits_generates_wall_time_and_reuses_its_checkpoint(tmp_path):
     rows = tmp_path / "rows.jsonl"
     common = ["--model", "tiny", "--seeds", "4", "--work", str(tmp_path / "work"), "--out", str(rows)]
-    first = bench("screen", "--label", "a", *common, "--render", "batch_size=2", "--", "logger=none")
+    first = bench("screen", "--label", "a", *common, "--render", "fps=4", "--", "logger=none")
     assert first.returncode == 0, first.stderr[-2000:]
     trained = (tmp_path / "work" / "screen-checkpoint-run.log").stat().st_mtime_ns
     second = bench("screen", "--label", "b", *common, "--", "logger=none")
     assert second.returncode == 0, second.stderr[-2000:]
     assert (tmp_path / "work" / "screen-checkpoint-run.log").stat().st_mtime_ns == trained  # not trained again
     a, b = (json.loads(line) for line in rows.read_text().splitlines())
-    assert (a["label"], a["render"], b["render"]) == ("a", ["batch_size=2"], [])
+    assert (a["label"], a["render"], b["render"]) == ("a", ["fps=4"], [])
     assert len(a["kept"]) == 4 and a["screen_steps"] == 10
     for phase in ("load", "sampling", "decode", "scoring", "writing"):
         assert a["phases"][phase] > 0, phase
