@@ -29,7 +29,6 @@ def test_a_relative_cache_folder_is_kept_as_an_absolute_path(tmp_path, monkeypat
     assert environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "outputs/sweeps/s/compile_cache/inductor")
 
 
-
 def test_the_folder_torch_writes_into_the_environment_on_import_is_not_taken_for_a_users_choice(tmp_path):
     """Importing torch._dynamo (diffusers does, before any sweep starts) sets TORCHINDUCTOR_CACHE_DIR to inductor's
     default folder: the sweep's folder must still win over it, as over no setting at all."""
