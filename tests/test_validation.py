@@ -65,8 +65,8 @@ def test_sampling_runs_under_the_runs_autocast_and_decoding_in_the_vaes_own_dtyp
 def test_a_compiled_unet_renders_eager_and_channels_last_the_same_clips_as_an_eager_one(tiny_model, tmp_path,
                                                                                         monkeypatch):
     """A compiled run's validations render as an eager run's and an export's do (analysis/PERF.md round 24): the UNet
-    and the VAE channels-last, nothing traced, the same clips; both are channels-first again afterwards, where the
-    compiled training steps find them."""
+    and the VAE channels-last, nothing traced, the same clips. Afterwards the VAE and the eager UNet are
+    channels-first again, and the compiled UNet still channels-last, as it trains (round 25)."""
     from tav.train import TrainSettings, apply_speed_settings
 
     compiled = inflate_unet(tiny_model.unet)
@@ -82,7 +82,8 @@ def test_a_compiled_unet_renders_eager_and_channels_last_the_same_clips_as_an_ea
              for name, video in (("eager", eager), ("compiled", compiled))]
     assert set(seen) == {("unet", True, False), ("vae", True, False)}
     assert [torch.equal(a.frames, b.frames) for a, b in zip(*clips)] == [True, True]
-    assert not layout.holds_channels_last(tiny_model.unet) and not layout.holds_channels_last(tiny_model.vae)
+    assert layout.holds_channels_last(compiled) and not layout.holds_channels_last(eager)
+    assert not layout.holds_channels_last(tiny_model.vae)
 
 
 def test_a_validation_hands_its_clips_on_while_their_mp4s_are_still_encoding(tiny_model, tmp_path, monkeypatch):

@@ -7,8 +7,10 @@ normalise them in place (video_layers.channels_last_group_norm) and the transfor
 NHWC image they are (video_layers.TokenTransformer2DModel). An eager guided step of 4 clips 654 -> 626 ms, a
 512x512 frame decoded in 12.8 -> 11.2 ms on an H100 (analysis/PERF.md round 21).
 
-Training stays channels-first: ClipGroupNorm's backward is written for it, and a compiled UNet's training graphs
-find their weights as they were traced. Rendering is eager, a compiled UNet's too (pipeline.sample, round 24).
+An eager UNet trains channels-first: ClipGroupNorm's hand-fused backward reads NCHW, and autograd's backward of the
+NHWC norms is slower eager (a step 249.7 -> 259.7 ms). A compiled UNet holds its weights channels-last for good
+(tav.train.apply_speed_settings): inductor fuses those norms' backward, and a step is 209.7 -> 203.1 ms (round 25).
+Rendering is eager, a compiled UNet's too (pipeline.sample, round 24).
 """
 
 from __future__ import annotations
