@@ -1,9 +1,13 @@
-"""Where a sweep keeps what it compiled: in its own folder, beside the study, so that the graphs outlive the machine.
+"""Where a sweep keeps what torch compiled: in its own folder, beside the study, so that the graphs outlive the machine.
 
-A sweep worker's first trial compiles the training step (~100 s on an H100 from a cold start, analysis/PERF.md round
-24) and builds cuDNN's attention kernels (~10 s, round 18); a process that finds them cached loads them in ~20 s.
-torch keeps its graphs in /tmp and the driver its kernels in the home folder, both gone with a machine that comes and
-goes, so a resumed sweep or a worker on a fresh machine paid it all again.
+A sweep worker's first trial compiles the training step (~100 s on an H100 from a cold start); a process that finds
+the graphs in this folder loads them: a resumed sweep's first step took 20.7 s instead of 98.8 s on an H100
+(analysis/PERF.md round 25). torch keeps its graphs in /tmp, gone with a machine that comes and goes.
+
+The CUDA driver's JIT cache (cuDNN's attention kernels, ~10 s to build cold, round 18) is not moved here: the driver
+reads CUDA_CACHE_PATH when it starts, and importing diffusers starts it (torch.accelerator.is_available) before a
+sweep's config names its folder, so the variable came too late (the folder stayed empty on an H100, round 25).
+CUDA_CACHE_PATH set in the environment before `python sweep.py` works, as for any process.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from pathlib import Path
 from typing import MutableMapping
 
 # Each cache's environment variable -> its subfolder. Inductor keeps Triton's kernels under its own folder.
-CACHE_VARIABLES = {"TORCHINDUCTOR_CACHE_DIR": "inductor", "CUDA_CACHE_PATH": "cuda"}
+CACHE_VARIABLES = {"TORCHINDUCTOR_CACHE_DIR": "inductor"}
 
 
 def torch_default(variable: str) -> str | None:
@@ -28,10 +32,9 @@ def torch_default(variable: str) -> str | None:
 
 
 def use_compile_cache(folder: Path | None, environ: MutableMapping[str, str] = os.environ) -> dict[str, str]:
-    """Point torch.compile's cache and the CUDA driver's JIT cache at subfolders of `folder`, for this process and
-    the workers it starts, unless the environment names another one (the user's choice stands); `folder` None
-    leaves both to their defaults. Call before CUDA starts: the driver reads its variable once. Returns each
-    variable's value in effect."""
+    """Point torch.compile's cache at a subfolder of `folder`, for this process and the workers it starts, unless
+    the environment names another one (the user's choice stands); `folder` None leaves torch's default. Returns
+    each variable's value in effect."""
     if folder is not None:
         for variable, subfolder in CACHE_VARIABLES.items():
             if environ.get(variable) in (None, torch_default(variable)):

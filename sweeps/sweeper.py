@@ -114,7 +114,7 @@ class OptunaSweeper(Sweeper):
 
     def sweep(self, arguments: list[str]) -> Any:
         try:
-            if not self.dry_run:  # before anything starts CUDA (check_sweep may)
+            if not self.dry_run:  # before any study or trial: a folder it cannot write stops the sweep first
                 self.use_compile_cache()
             plan, protocol = self.prepare(arguments)
             # Searched ranges, fixed values and the other settings against the schema; a real sweep also checks the
@@ -157,7 +157,7 @@ class OptunaSweeper(Sweeper):
             check_writable(folder, "hydra.sweeper.compile_cache")
         caches = use_compile_cache(folder)
         if caches:
-            log.info("compile caches: %s", ", ".join(f"{key}={value}" for key, value in caches.items()))
+            log.info("compile cache: %s", ", ".join(f"{key}={value}" for key, value in caches.items()))
 
     def prepare(self, arguments: list[str]) -> tuple[SweepPlan, dict]:
         """Plan the command line, check its keys and compose-check its trials; the protocol the study records."""

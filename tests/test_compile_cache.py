@@ -6,16 +6,15 @@ from pathlib import Path
 from sweeps.compile_cache import use_compile_cache
 
 
-def test_a_sweep_keeps_its_compile_caches_in_its_folder_unless_the_environment_names_them(tmp_path):
-    environ = {"PATH": "/bin"}
+def test_a_sweep_keeps_its_compile_cache_in_its_folder_unless_the_environment_names_one(tmp_path):
+    environ = {"PATH": "/bin", "CUDA_CACHE_PATH": "/mnt/keep/cuda-jit"}
     caches = use_compile_cache(tmp_path / "compile_cache", environ)
-    assert caches == {"TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "compile_cache" / "inductor"),
-                      "CUDA_CACHE_PATH": str(tmp_path / "compile_cache" / "cuda")}
-    assert environ == {"PATH": "/bin", **caches}  # what the workers it starts inherit
+    assert caches == {"TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "compile_cache" / "inductor")}
+    # what the workers it starts inherit; the driver's JIT cache is the environment's to name (before CUDA starts)
+    assert environ == {"PATH": "/bin", "CUDA_CACHE_PATH": "/mnt/keep/cuda-jit", **caches}
 
-    chosen = {"CUDA_CACHE_PATH": "/mnt/keep/cuda-jit"}
-    assert use_compile_cache(tmp_path, chosen)["CUDA_CACHE_PATH"] == "/mnt/keep/cuda-jit"
-    assert chosen["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "inductor")
+    chosen = {"TORCHINDUCTOR_CACHE_DIR": "/mnt/keep/torch-compile"}
+    assert use_compile_cache(tmp_path, chosen) == {"TORCHINDUCTOR_CACHE_DIR": "/mnt/keep/torch-compile"}
 
     untouched = {"PATH": "/bin"}
     assert use_compile_cache(None, untouched) == {} and untouched == {"PATH": "/bin"}

@@ -28,9 +28,9 @@ FAST = ["data.n_frames=4", "data.height=32", "data.width=32", "validation.every_
 
 
 def offline_environment() -> dict[str, str]:
-    """The test process's environment without a W&B key (W&B must run offline here) and without compile cache
-    folders (a sweep keeps its own)."""
-    dropped = ("WANDB_API_KEY", "TORCHINDUCTOR_CACHE_DIR", "CUDA_CACHE_PATH")
+    """The test process's environment without a W&B key (W&B must run offline here) and without a compile cache
+    folder (a sweep keeps its own)."""
+    dropped = ("WANDB_API_KEY", "TORCHINDUCTOR_CACHE_DIR")
     return {k: v for k, v in os.environ.items() if k not in dropped}
 
 
@@ -86,8 +86,8 @@ def test_a_small_study_completes_records_its_trials_and_resumes(tmp_path):
     assert [t["number"] for t in summary["trials"]] == [0, 1, 2] and summary["pareto_trials"]
     console = first.stderr + first.stdout  # one line per trial: its number, how far the study is, its state
     assert "NOTE: toy-world scores" in console
-    assert f"compile caches: TORCHINDUCTOR_CACHE_DIR={tmp_path.resolve() / 'compile_cache' / 'inductor'}, " \
-           f"CUDA_CACHE_PATH={tmp_path.resolve() / 'compile_cache' / 'cuda'}" in console  # kept with the study
+    assert f"compile cache: TORCHINDUCTOR_CACHE_DIR={tmp_path.resolve() / 'compile_cache' / 'inductor'}\n" \
+        in console  # kept with the study
     assert re.search(r"trial 2 \(3 of 3 done\) (complete|pruned): .*\| elapsed \d+m\d\ds, ETA done", console)
 
     sweep(tmp_path, "hydra.sweeper.n_trials=4")  # the same command with a larger budget resumes the study
