@@ -44,8 +44,9 @@ def test_demo_is_the_default_and_sweep_composes_on_the_same_tree():
 
 @pytest.mark.slow
 def test_python_train_py_runs_the_demo_and_logs_it(tmp_path):
+    # The timeout guards against a hang (W&B waiting for a key), not the speed: ~3 min here, 5 under load.
     done = subprocess.run([sys.executable, "train.py", f"hydra.run.dir={tmp_path}"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300, env={**__import__("os").environ, "WANDB_API_KEY": ""})
+                          text=True, timeout=900, env={**__import__("os").environ, "WANDB_API_KEY": ""})
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads((tmp_path / "result.json").read_text())
     assert [v["step"] for v in result["validations"]] == [20, 40, 60]

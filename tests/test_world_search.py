@@ -50,8 +50,9 @@ def held_out_score(study: optuna.Study, trial: optuna.trial.FrozenTrial, folder:
 
 @pytest.mark.slow
 def test_the_sweeps_choice_beats_the_median_trial_and_the_official_recipe_on_the_ground_truth(tmp_path):
+    # The timeout guards against a hang, not the speed: the sweep takes ~11 min on a 2-core host, 13 under load.
     done = preloaded.run([sys.executable, "sweep.py", "-m", *STUDY, f"hydra.sweep.dir={tmp_path / 'sweep'}"],
-                         timeout=900)
+                         timeout=2400)
     assert done.returncode == 0, done.stderr[-3000:]
     study = optuna.load_study(study_name="tav-demo", storage=f"sqlite:///{tmp_path / 'sweep' / 'study.db'}")
     complete = sorted((t for t in study.trials if t.state == TrialState.COMPLETE), key=lambda t: t.value)
