@@ -56,10 +56,10 @@ OPTIONS = {"base": {}, "frozen_bf16": {"frozen_dtype": "bf16"}, "frozen_fp16": {
            "compile": {"compile": True, "compile_mode": "full"},
            "compile_regional": {"compile": True, "compile_mode": "regional"},
            "checkpointing": {"gradient_checkpointing": True},
-           # experiments outside TrainSettings (see build): the UNet's weights in NHWC, as an eager UNet renders
-           # (tav.models.layout); regional compilation with shape-generic graphs (one graph a block for every batch
-           # size and resolution, against one a shape); cuDNN timing its convolution algorithms on each new shape
-           # instead of its heuristics' choice
+           # experiments outside TrainSettings (see build): the UNet's weights in NHWC, as every UNet renders and
+           # a compiled one trains (tav.models.layout; a compiled variant is NHWC without it); regional compilation
+           # with shape-generic graphs (one graph a block for every batch size and resolution, against one a shape);
+           # cuDNN timing its convolution algorithms on each new shape instead of its heuristics' choice
            "channels_last": {}, "compile_dynamic": {}, "cudnn_benchmark": {}}
 
 
