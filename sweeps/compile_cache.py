@@ -16,27 +16,23 @@ import os
 from pathlib import Path
 from typing import MutableMapping
 
-# Each cache's environment variable -> its subfolder. Inductor keeps Triton's kernels under its own folder.
-CACHE_VARIABLES = {"TORCHINDUCTOR_CACHE_DIR": "inductor"}
+# Inductor keeps Triton's kernels under its own folder, so this one variable moves all of torch.compile's cache.
+INDUCTOR_CACHE = "TORCHINDUCTOR_CACHE_DIR"
 
 
-def torch_default(variable: str) -> str | None:
-    """The value torch itself puts in `variable` when nobody set it. Importing torch._dynamo (diffusers does)
-    writes inductor's default folder into TORCHINDUCTOR_CACHE_DIR, so that value does not mean a user chose it.
-    The one place that reaches into torch's private module; inductor reads the variable again at every use."""
-    if variable != "TORCHINDUCTOR_CACHE_DIR":
-        return None
+def torch_default() -> str:
+    """The value torch itself puts in TORCHINDUCTOR_CACHE_DIR when nobody set it. Importing torch._dynamo (diffusers
+    does) writes inductor's default folder into the variable, so that value does not mean a user chose it. The one
+    place that reaches into torch's private module; inductor reads the variable again at every use."""
     from torch._inductor.runtime.cache_dir_utils import default_cache_dir
 
     return os.path.abspath(default_cache_dir())
 
 
 def use_compile_cache(folder: Path | None, environ: MutableMapping[str, str] = os.environ) -> dict[str, str]:
-    """Point torch.compile's cache at a subfolder of `folder`, for this process and the workers it starts, unless
-    the environment names another one (the user's choice stands); `folder` None leaves torch's default. Returns
-    each variable's value in effect."""
-    if folder is not None:
-        for variable, subfolder in CACHE_VARIABLES.items():
-            if environ.get(variable) in (None, torch_default(variable)):
-                environ[variable] = str(Path(folder).resolve() / subfolder)
-    return {variable: environ[variable] for variable in CACHE_VARIABLES if variable in environ}
+    """Point torch.compile's cache at `folder`/inductor, for this process and the workers it starts, unless the
+    environment names another folder (the user's choice stands); `folder` None leaves torch's default. Returns the
+    variable's value in effect (empty where it is unset)."""
+    if folder is not None and environ.get(INDUCTOR_CACHE) in (None, torch_default()):
+        environ[INDUCTOR_CACHE] = str(Path(folder).resolve() / "inductor")
+    return {INDUCTOR_CACHE: environ[INDUCTOR_CACHE]} if INDUCTOR_CACHE in environ else {}
