@@ -29,10 +29,10 @@ def torch_default() -> str:
     return os.path.abspath(default_cache_dir())
 
 
-def use_compile_cache(folder: Path | None, environ: MutableMapping[str, str] = os.environ) -> dict[str, str]:
+def use_compile_cache(folder: Path | None, environ: MutableMapping[str, str] = os.environ) -> str | None:
     """Point torch.compile's cache at `folder`/inductor, for this process and the workers it starts, unless the
     environment names another folder (the user's choice stands); `folder` None leaves torch's default. Returns the
-    variable's value in effect (empty where it is unset)."""
+    folder in effect (None where the variable is unset)."""
     if folder is not None and environ.get(INDUCTOR_CACHE) in (None, torch_default()):
         environ[INDUCTOR_CACHE] = str(Path(folder).resolve() / "inductor")
-    return {INDUCTOR_CACHE: environ[INDUCTOR_CACHE]} if INDUCTOR_CACHE in environ else {}
+    return environ.get(INDUCTOR_CACHE)
