@@ -19,6 +19,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from sweeps import select
+from sweeps.study import open_storage
 from tav import export
 from tav.cli import check_study_storage, check_weight_file, one_line_usage_errors
 from tav.config_schema import check_writable
@@ -55,11 +56,12 @@ def choose(args: argparse.Namespace) -> export.Selection:
         return export.select_run(Path(args.run))
     import optuna
 
+    storage = open_storage(args.storage, key="--storage")
     try:
-        study = optuna.load_study(study_name=args.study, storage=args.storage)
+        study = optuna.load_study(study_name=args.study, storage=storage)
     except KeyError:
         raise ValueError(f"no study '{args.study}' in that storage; pass --study with one of "
-                         f"{optuna.get_all_study_names(args.storage)}") from None
+                         f"{optuna.get_all_study_names(storage)}") from None
     if args.trial is not None:
         return select.select_trial(study, select.trial_by_number(study, args.trial), f"trial {args.trial}")
     if args.weighted is not None:

@@ -25,9 +25,10 @@ from pathlib import Path
 
 import optuna
 from matplotlib.figure import Figure
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeps.study import load_spec
+from sweeps.study import load_spec, open_storage
 from sweeps.summary import summarize, summary_table
 from tav.cli import check_study_storage, one_line_usage_errors
 from tav.tracking import LOG_NAME, read_log, redact_text
@@ -283,7 +284,7 @@ def html_page(study_name: str, rows: list[dict], names: list[str], plots: list[P
             f"{images}</body></html>")
 
 
-def compare(storage: str, study_name: str, out_dir: Path) -> Path:
+def compare(storage: str | BaseStorage, study_name: str, out_dir: Path) -> Path:
     """Write the plots, clips and index.html for the study into `out_dir`; returns the page."""
     study = optuna.load_study(study_name=study_name, storage=storage)
     names = load_spec(study).objective_names
@@ -306,15 +307,16 @@ def main(argv: list[str] | None = None) -> int:
     args = one_line_usage_errors(parser).parse_args(argv)
     try:
         check_study_storage(args.storage)  # connecting to a missing SQLite file would create it
-        page = compare(args.storage, args.study, Path(args.out))
+        storage = open_storage(args.storage, key="--storage")
+        page = compare(storage, args.study, Path(args.out))
     except (ValueError, OSError) as error:
         print(f"compare: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     except KeyError:
         print(f"compare: no study '{args.study}' in {redact_text(args.storage)}; studies there: "
-              f"{optuna.get_all_study_names(args.storage)}", file=sys.stderr)
+              f"{optuna.get_all_study_names(storage)}", file=sys.stderr)
         return 1
-    study = optuna.load_study(study_name=args.study, storage=args.storage)
+    study = optuna.load_study(study_name=args.study, storage=storage)
     print(summary_table(summarize(study, load_spec(study), args.storage)))
     print(page)
     return 0

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-
 import warnings
+from pathlib import Path
 
 import optuna
 from optuna.distributions import distribution_to_json
 from optuna.storages import RDBStorage
+from sqlalchemy.exc import SQLAlchemyError
+
+from tav.tracking.secrets import redact_text, redacted_error
 
 SPEC_KEY = "tav"
 SPACE_KEY = "search_space"  # study user attr: key -> {distribution (Optuna JSON), grammar (as written)}
@@ -51,8 +53,11 @@ def storage_url(storage: str | None, sweep_dir: Path) -> str:
     return f"sqlite:///{(sweep_dir / 'study.db').resolve()}"
 
 
-def open_storage(url: str, heartbeat_interval: int | None = None) -> RDBStorage:
-    """RDB storage with heartbeats: a trial of a dead worker is failed and retried once (sweeps/recovery.py)."""
+def open_storage(url: str, heartbeat_interval: int | None = None, key: str = "hydra.sweeper.storage") -> RDBStorage:
+    """RDB storage with heartbeats: a trial of a dead worker is failed and retried once (sweeps/recovery.py).
+
+    A database that cannot be reached, a URL that is not one or a missing driver is a ValueError naming `key`
+    (the setting the URL came from), the URL's password masked."""
     from sweeps.recovery import grace_period
 
     with warnings.catch_warnings():
@@ -60,8 +65,17 @@ def open_storage(url: str, heartbeat_interval: int | None = None) -> RDBStorage:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         heartbeat = dict(heartbeat_interval=heartbeat_interval, grace_period=int(grace_period(heartbeat_interval))
                          ) if heartbeat_interval else {}
-        return RDBStorage(url, engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
-                          **heartbeat)
+        try:
+            return RDBStorage(url, engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
+                              **heartbeat)
+        except ImportError as error:
+            fix = "pip install -e '.[postgres]' for PostgreSQL (psycopg 3), or the driver the URL names"
+            raise ValueError(f"{key}={redact_text(url)}: its database driver is missing ({redacted_error(error)}); "
+                             f"{fix}") from None
+        except SQLAlchemyError as error:
+            raise ValueError(f"{key}={redact_text(url)}: cannot open the study's database ({redacted_error(error)}); "
+                             "check that its server runs and the URL (e.g. postgresql://user:password@host:5432/db) "
+                             "is right") from None
 
 
 def build_pruner(spec: dict) -> optuna.pruners.BasePruner:

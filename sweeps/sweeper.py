@@ -129,9 +129,9 @@ class OptunaSweeper(Sweeper):
             log.info("dry run: %s", self.describe(plan, protocol))
             return []
         url = storage_url(self.storage, self.sweep_dir)
-        storage = open_storage(url, self.heartbeat_interval)
         space = {key: (d, plan.grammar[key]) for key, d in plan.space.distributions.items()}
         try:
+            storage = open_storage(url, self.heartbeat_interval)
             study = create_study(storage, self.study_name, self.spec, build_sampler(self.sampler, self.spec.constraints),
                                  space, protocol)
         except ValueError as error:

@@ -341,6 +341,15 @@ def _check_model(cfg: DictConfig) -> None:
                           f"{'/'.join(SINGLE_FILE_SUFFIXES)} file, a cached hub id, world or tiny")
 
 
+def _check_style_loras(cfg: DictConfig) -> None:
+    from tav.models.style_lora import check_style_loras
+
+    try:
+        check_style_loras(_get(cfg, "model.style_loras"))
+    except (ValueError, OSError) as error:
+        raise ConfigError(str(error)) from None
+
+
 def check_video(video: str | None) -> None:
     """Raise ConfigError unless `video` (data.video) is a file, or null for the demo clip."""
     if video is None:
@@ -440,6 +449,7 @@ def _check_world_scoring(cfg: DictConfig) -> None:
 # says the check reads this machine (files, CUDA): a sweep's dry run, planned on one machine for another, skips those.
 CROSS_CHECKS: list[tuple[tuple[str, ...], Callable[[DictConfig], None], bool]] = [
     (("model.source", "model.config"), _check_model, True),
+    (("model.style_loras",), _check_style_loras, True),
     (("model.source", "metrics"), _check_world_scoring, False),
     (("data.video",), lambda cfg: check_video(cfg.data.video), True),
     (("train.frozen_dtype", "train.mixed_precision"), _check_precision, False),

@@ -75,6 +75,8 @@ REFUSED = [
     ("+metrics.score_weights.beauty=1", ["metrics.score_weights.beauty names no score", "text_alignment"]),
     ("+train.max_stepz=3", ["train.max_stepz is not a setting", "max_steps"]),
     ("model.source=/nowhere/style.safetensors", ["model.source=/nowhere/style.safetensors", "does not exist"]),
+    ("model.style_loras=[{path: /nowhere/lora.safetensors, scale: 0.8}]",
+     ["model.style_loras.0.path=/nowhere/lora.safetensors", "is not an existing .safetensors file"]),
     # the default experiment (the toy world's) scores with the world's ground truth, meaningless for another model
     ("model=tiny", ["metrics=world", "model.source=tiny", "add experiment=tav_paper", "metrics=tiny for a CPU check"]),
 ]
@@ -296,6 +298,21 @@ def test_read_only_commands_never_create_a_missing_study_database(tmp_path, caps
     assert compare_cli.main(["--storage", f"sqlite:///{missing}", "--out", str(tmp_path / "cmp")]) == 1
     assert f"no study database at {missing}" in capsys.readouterr().err
     assert sorted(tmp_path.iterdir()) == []
+
+
+def test_a_database_that_cannot_be_reached_is_one_line_with_its_password_masked(tmp_path, monkeypatch, capsys):
+    url = "postgresql://tav:sekret@127.0.0.1:9/optuna"  # nothing listens on the discard port
+    says = "storage=postgresql://tav:***@127.0.0.1:9/optuna: "
+    argv = ["sweep.py", "-m", f"hydra.sweeper.storage={url}", f"hydra.sweep.dir={tmp_path}/sweep"]
+    assert run_hydra_as_typed(sweep_main, argv, monkeypatch) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: hydra.sweeper." + says) and err.count("\n") == 1 and "sekret" not in err, err
+    assert not list((tmp_path / "sweep").glob("trial_*"))
+    for main in (export_cli.main, compare_cli.main):
+        assert main(["--storage", url, "--out", str(tmp_path / "out")]) == 1
+        err = capsys.readouterr().err
+        assert "--" + says in err and err.count("\n") == 1 and "sekret" not in err, err
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("main, argv", [(export_cli.main, ["--storage", "a", "--run", "b", "--out", "c"]),
