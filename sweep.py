@@ -5,7 +5,13 @@ Each trial is one training job (train.run_job) that reports to its live trial; s
 
 from __future__ import annotations
 
+import os
 import sys
+
+# CUDA availability checks through NVML, which do not start the CUDA driver: it reads CUDA_VISIBLE_DEVICES (a
+# worker's GPU) and CUDA_CACHE_PATH (the sweep folder's JIT cache) when it starts, and the sweeper sets both after
+# Hydra has read the config. Set before any import of torch or diffusers (sweeps/compile_cache.py says why).
+os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
 
 import hydra
 from omegaconf import DictConfig

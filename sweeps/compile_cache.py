@@ -1,13 +1,16 @@
-"""Where a sweep keeps what torch compiled: in its own folder, beside the study, so that the graphs outlive the machine.
+"""Where a sweep keeps what was compiled for it: in its own folder, beside the study, so that it outlives the machine.
 
 A sweep worker's first trial compiles the training step (~100 s on an H100 from a cold start); a process that finds
 the graphs in this folder loads them: a resumed sweep's first step took 20.7 s instead of 98.8 s on an H100
-(analysis/PERF.md round 25). torch keeps its graphs in /tmp, gone with a machine that comes and goes.
+(analysis/PERF.md round 25). torch keeps its graphs in /tmp, gone with a machine that comes and goes. The CUDA
+driver's JIT cache (cuDNN's attention kernels, ~10 s to build cold, round 18) goes beside them.
 
-The CUDA driver's JIT cache (cuDNN's attention kernels, ~10 s to build cold, round 18) is not moved here: the driver
-reads CUDA_CACHE_PATH when it starts, and importing diffusers starts it (torch.accelerator.is_available) before a
-sweep's config names its folder, so the variable came too late (the folder stayed empty on an H100, round 25).
-CUDA_CACHE_PATH set in the environment before `python sweep.py` works, as for any process.
+The driver reads CUDA_CACHE_PATH (and CUDA_VISIBLE_DEVICES) once, when it starts, and a CUDA availability check
+starts it: importing diffusers makes one (torch.accelerator.is_available), before a sweep's config names its folder.
+So `sweep.py` turns on torch's NVML-based check (PYTORCH_NVML_BASED_CUDA_CHECK) before it imports anything that imports torch: checks
+then ask NVML and leave the driver to start at the first real CUDA call, after the sweeper has set the variables
+(round 26: with the check on, a folder named after `import sweep` received the kernels on an H200; without it the
+folder was never made).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from typing import MutableMapping
 
 # Inductor keeps Triton's kernels under its own folder, so this one variable moves all of torch.compile's cache.
 INDUCTOR_CACHE = "TORCHINDUCTOR_CACHE_DIR"
+CUDA_JIT_CACHE = "CUDA_CACHE_PATH"
+SUBFOLDERS = {INDUCTOR_CACHE: "inductor", CUDA_JIT_CACHE: "cuda"}
 
 
 def torch_default() -> str:
@@ -29,10 +34,12 @@ def torch_default() -> str:
     return os.path.abspath(default_cache_dir())
 
 
-def use_compile_cache(folder: Path | None, environ: MutableMapping[str, str] = os.environ) -> str | None:
-    """Point torch.compile's cache at `folder`/inductor, for this process and the workers it starts, unless the
-    environment names another folder (the user's choice stands); `folder` None leaves torch's default. Returns the
-    folder in effect (None where the variable is unset)."""
-    if folder is not None and environ.get(INDUCTOR_CACHE) in (None, torch_default()):
-        environ[INDUCTOR_CACHE] = str(Path(folder).resolve() / "inductor")
-    return environ.get(INDUCTOR_CACHE)
+def use_compile_cache(folder: Path | None, environ: MutableMapping[str, str] = os.environ) -> dict[str, str]:
+    """Point torch.compile's cache and the CUDA driver's JIT cache at subfolders of `folder`, for this process and
+    the workers it starts, unless the environment names other folders (the user's choice stands); `folder` None
+    leaves the defaults. Returns each variable that is set, with its folder."""
+    if folder is not None:
+        for variable, subfolder in SUBFOLDERS.items():
+            if environ.get(variable) in (None, torch_default() if variable == INDUCTOR_CACHE else None):
+                environ[variable] = str(Path(folder).resolve() / subfolder)
+    return {variable: environ[variable] for variable in SUBFOLDERS if variable in environ}

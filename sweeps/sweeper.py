@@ -31,7 +31,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from sweeps.compile_cache import INDUCTOR_CACHE, use_compile_cache
+from sweeps.compile_cache import use_compile_cache
 from sweeps.plan import SweepPlan, check_keys, check_trials, plan_sweep, protocol_of
 from sweeps.progress import StudyProgress
 from sweeps.recovery import Lease, fail_dead_trials, follow_companion, grace_period, sync_companions, tally
@@ -155,9 +155,9 @@ class OptunaSweeper(Sweeper):
         folder = self.sweep_dir / str(self.compile_cache) if self.compile_cache else None
         if folder is not None:
             check_writable(folder, "hydra.sweeper.compile_cache")
-        cache = use_compile_cache(folder)
-        if cache:
-            log.info("compile cache: %s=%s", INDUCTOR_CACHE, cache)
+        caches = use_compile_cache(folder)
+        if caches:
+            log.info("compile cache: %s", " ".join(f"{variable}={path}" for variable, path in caches.items()))
 
     def prepare(self, arguments: list[str]) -> tuple[SweepPlan, dict]:
         """Plan the command line, check its keys and compose-check its trials; the protocol the study records."""
@@ -266,12 +266,13 @@ class OptunaSweeper(Sweeper):
         return job
 
     def _start_workers(self) -> list[subprocess.Popen]:
-        """Workers 1..n-1 re-run this command on the same storage; worker k sees only its own GPU."""
+        """Workers 1..n-1 re-run this command on the same storage; worker k sees only its own GPU. This worker's
+        GPU is set in its own environment, which the driver reads when it starts: after this (sweep.py)."""
         devices = self.devices
         if devices is None:
             import torch
 
-            count = torch.cuda.device_count()
+            count = torch.cuda.device_count()  # through NVML (sweep.py): the driver has not started
             devices = [str(k) for k in range(count)] if count >= self.n_workers else None
         workers = []
         for k in range(1, self.n_workers):

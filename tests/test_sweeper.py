@@ -30,7 +30,7 @@ FAST = ["data.n_frames=4", "data.height=32", "data.width=32", "validation.every_
 def offline_environment() -> dict[str, str]:
     """The test process's environment without a W&B key (W&B must run offline here) and without a compile cache
     folder (a sweep keeps its own)."""
-    dropped = ("WANDB_API_KEY", "TORCHINDUCTOR_CACHE_DIR")
+    dropped = ("WANDB_API_KEY", "TORCHINDUCTOR_CACHE_DIR", "CUDA_CACHE_PATH")
     return {k: v for k, v in os.environ.items() if k not in dropped}
 
 
@@ -86,7 +86,8 @@ def test_a_small_study_completes_records_its_trials_and_resumes(tmp_path):
     assert [t["number"] for t in summary["trials"]] == [0, 1, 2] and summary["pareto_trials"]
     console = first.stderr + first.stdout  # one line per trial: its number, how far the study is, its state
     assert "NOTE: toy-world scores" in console
-    assert f"compile cache: TORCHINDUCTOR_CACHE_DIR={tmp_path.resolve() / 'compile_cache' / 'inductor'}\n" \
+    cache = tmp_path.resolve() / "compile_cache"
+    assert f"compile cache: TORCHINDUCTOR_CACHE_DIR={cache / 'inductor'} CUDA_CACHE_PATH={cache / 'cuda'}\n" \
         in console  # kept with the study
     assert re.search(r"trial 2 \(3 of 3 done\) (complete|pruned): .*\| elapsed \d+m\d\ds, ETA done", console)
 
