@@ -19,7 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 
 from sweeps.space import SearchSpace, parse_search_space, split_command_line, to_overrides
-from tav.config_schema import ConfigError, check_video
+from tav.config_schema import ConfigError, check_clip
 
 # What decides how a clip is rendered and scored: fixed for a whole study, so its trials compare alike.
 PROTOCOL_KEYS = (
@@ -119,13 +119,14 @@ def describe(values: Mapping[str, object]) -> str:
 
 
 def check_runnable(cfg: DictConfig, where: Mapping[str, object]) -> None:
-    """What can be known without a model: no unset (???) value, the clip exists, the prompts build."""
+    """What can be known without a model: no unset (???) value, the clip opens and holds the frames asked for,
+    the prompts build."""
     missing = [key for key in unset_keys(cfg) if not key.startswith("hydra.")]
     if missing:
         raise ValueError(f"a trial {describe(where)}cannot run: {', '.join(missing)} is not set (???); "
                          f"set it on the command line, e.g. {missing[0]}=<value>")
     try:
-        check_video(cfg.data.get("video"))
+        check_clip(cfg.data)
     except ConfigError as error:
         raise ValueError(f"a trial {describe(where)}cannot run: {error}") from None
     from train import resolve_prompts

@@ -361,6 +361,19 @@ def check_video(video: str | None) -> None:
         raise ConfigError(f"data.video={video} does not exist; set data.video=/path/clip.mp4 (null: the demo clip)")
 
 
+def check_clip(data: Mapping[str, Any]) -> None:
+    """Raise ConfigError unless data.video (null: the demo clip) is a file that opens and holds the frames that
+    data.start, data.stride and data.n_frames pick."""
+    from tav.data.demo import DEMO_VIDEO
+    from tav.data.video import open_video
+
+    check_video(data.get("video"))
+    try:
+        open_video(data.get("video") or DEMO_VIDEO, data["n_frames"], data["start"], data["stride"])
+    except (ValueError, OSError) as error:
+        raise ConfigError(str(error)) from None
+
+
 def _check_precision(cfg: DictConfig) -> None:
     # Without autocast a half weight would meet fp32 activations in the same op.
     if cfg.train.frozen_dtype != "fp32" and cfg.train.mixed_precision == "no":
@@ -451,7 +464,7 @@ CROSS_CHECKS: list[tuple[tuple[str, ...], Callable[[DictConfig], None], bool]] =
     (("model.source", "model.config"), _check_model, True),
     (("model.style_loras",), _check_style_loras, True),
     (("model.source", "metrics"), _check_world_scoring, False),
-    (("data.video",), lambda cfg: check_video(cfg.data.video), True),
+    (("data.video", "data.n_frames", "data.start", "data.stride"), lambda cfg: check_clip(cfg.data), True),
     (("train.frozen_dtype", "train.mixed_precision"), _check_precision, False),
     (("train.device",), _check_device, True),
     (("prompts.overlap", "validation.prompts"), _check_prompts, False),

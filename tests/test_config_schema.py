@@ -89,6 +89,15 @@ def test_a_bad_setting_is_refused_in_one_line_naming_key_value_and_what_is_accep
         assert words in message, message
 
 
+def test_a_clip_that_cannot_be_read_or_is_too_short_is_refused_before_the_run(tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    message = refusal(f"data.video={bad}")
+    assert f"cannot read video {bad}" in message and "point data.video at another file" in message, message
+    message = refusal("data.n_frames=30")  # the demo clip has 24 frames, sampled every 3rd by default
+    assert "demo.mp4 has 24 frames but start=0, stride=3, n_frames=30 needs 88; lower data.n_frames" in message
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_without_a_cuda_device_is_refused():
     assert "train.device=cpu or auto" in refusal("train.device=cuda")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -11,6 +14,13 @@ import torch.nn.functional as F
 
 def read_frames(path: str | Path, n_frames: int, start: int = 0, stride: int = 1) -> torch.Tensor:
     """Frames start, start+stride, ... (n_frames of them) as uint8 (frames, height, width, 3)."""
+    reader, indices = open_video(path, n_frames, start, stride)
+    return torch.from_numpy(reader.get_batch(indices).asnumpy())
+
+
+def open_video(path: str | Path, n_frames: int, start: int = 0, stride: int = 1) -> tuple[Any, list[int]]:
+    """A decord reader of the clip and the indices of the frames to read, without decoding any; a missing,
+    unreadable or too short file is a one-line error saying what to change."""
     import decord
 
     path = Path(path)
@@ -20,7 +30,8 @@ def read_frames(path: str | Path, n_frames: int, start: int = 0, stride: int = 1
     if not path.is_file():
         raise FileNotFoundError(f"video {path} does not exist; set data.video to an existing file")
     try:
-        reader = decord.VideoReader(str(path))
+        with _native_stderr_silenced():
+            reader = decord.VideoReader(str(path))
     except (RuntimeError, decord.DECORDError) as error:
         raise ValueError(f"cannot read video {path} ({str(error).splitlines()[0][:120]}); re-encode it as an "
                          "H.264 mp4 (ffmpeg -i in -c:v libx264 out.mp4) or point data.video at another file") from error
@@ -28,8 +39,22 @@ def read_frames(path: str | Path, n_frames: int, start: int = 0, stride: int = 1
     if len(reader) < needed:
         raise ValueError(f"{path.name} has {len(reader)} frames but start={start}, stride={stride}, "
                          f"n_frames={n_frames} needs {needed}; lower data.n_frames, data.stride or data.start")
-    indices = list(range(start, needed, stride))
-    return torch.from_numpy(reader.get_batch(indices).asnumpy())
+    return reader, list(range(start, needed, stride))
+
+
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """FFmpeg and decord print their own lines on the process's stderr before decord raises; the error we raise
+    says it once."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def resize_center_crop(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
