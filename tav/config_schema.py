@@ -341,6 +341,28 @@ def _check_model(cfg: DictConfig) -> None:
                           f"{'/'.join(SINGLE_FILE_SUFFIXES)} file, a cached hub id, world or tiny")
 
 
+def _check_model_files(cfg: DictConfig) -> None:
+    """A diffusers folder holds model_index.json; a hub id is in the Hugging Face cache (nothing is downloaded)."""
+    source = cfg.model.source
+    path = Path(source).expanduser()
+    if source in ("tiny", "world") or path.suffix in SINGLE_FILE_SUFFIXES:
+        return
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise ConfigError(f"model.source={source} is not a diffusers model folder (no model_index.json); point it "
+                              "at a folder saved with save_pretrained, a cached hub id or a .safetensors/.ckpt file")
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(source, "model_index.json")
+    except ValueError:  # not a hub id either
+        cached = None
+    if not isinstance(cached, str):
+        raise ConfigError(f"model.source={source} is not in the Hugging Face cache, and nothing is downloaded here; "
+                          f"download it first (hf download {source}) or set model.source to a local folder or file")
+
+
 def _check_style_loras(cfg: DictConfig) -> None:
     from tav.models.style_lora import check_style_loras
 
@@ -470,6 +492,7 @@ CROSS_CHECKS: list[tuple[tuple[str, ...], Callable[[DictConfig], None], bool]] =
     (("prompts.overlap", "validation.prompts"), _check_prompts, False),
     (("metrics",), _check_metrics, False),
     (("metrics",), check_metrics_files, True),
+    (("model.source",), _check_model_files, True),
 ]
 
 

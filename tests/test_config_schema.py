@@ -135,13 +135,46 @@ SHIPPED = [[], ["logger=none"], ["~metrics"], [*REAL_CLIP, "model=sd14"], [*REAL
             f"metrics.scorer.pretrained={WEIGHTS}"]]
 
 
+def hub_cache_with(cache: Path, repo_id: str) -> None:
+    """A stand-in of a hub model in a Hugging Face cache folder: its main revision's model_index.json."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True, exist_ok=True)
+    (snapshot / "model_index.json").write_text("{}")
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch) -> Path:
+    """An empty Hugging Face cache, in place of this machine's."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    return tmp_path / "hub"
+
+
 @pytest.mark.parametrize("overrides", SHIPPED, ids=lambda o: " ".join(x.split("=")[0] for x in o) or "default")
-def test_every_shipped_config_is_accepted(overrides, tmp_path):
+def test_every_shipped_config_is_accepted(overrides, tmp_path, hub_cache):
     overrides = [f"model.source={tmp_path / 'style.safetensors'}" if o.startswith("model.source=") else o
                  for o in overrides]
     (tmp_path / "style.safetensors").write_bytes(b"")
     for name in ("train", "sweep"):
-        validate(composed(*overrides, name=name))
+        config = composed(*overrides, name=name)
+        if "/" in config.model.source and not Path(config.model.source).exists():  # sd14, sd15: hub ids
+            hub_cache_with(hub_cache, config.model.source)
+        validate(config)
+
+
+def test_a_base_model_that_is_not_on_this_machine_is_refused_before_the_run(tmp_path, hub_cache):
+    real = [*REAL_CLIP[:2], f"metrics.scorer.pretrained={WEIGHTS}"]
+    assert refusal(*real, "model=sd15") == (
+        "model.source=stable-diffusion-v1-5/stable-diffusion-v1-5 is not in the Hugging Face cache, and nothing is "
+        "downloaded here; download it first (hf download stable-diffusion-v1-5/stable-diffusion-v1-5) or set "
+        "model.source to a local folder or file")
+    hub_cache_with(hub_cache, "stable-diffusion-v1-5/stable-diffusion-v1-5")
+    validate(composed(*real, "model=sd15"))
+    assert "is not a diffusers model folder (no model_index.json)" in refusal(*real, f"model.source={tmp_path}")
 
 
 def test_a_speed_preset_applies_after_the_experiment():
