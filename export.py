@@ -21,8 +21,8 @@ from omegaconf import OmegaConf
 from sweeps import select
 from sweeps.study import open_storage
 from tav import export
-from tav.cli import check_study_storage, check_weight_file, one_line_usage_errors
-from tav.config_schema import check_writable
+from tav.cli import check_study_storage, one_line_usage_errors
+from tav.config_schema import check_weight_file, check_writable
 from tav.tracking import LOG_NAME, read_log
 
 

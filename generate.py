@@ -30,8 +30,8 @@ from omegaconf import OmegaConf
 from yaml import YAMLError
 
 from tav import export, seed_screen, timing
-from tav.cli import check_weight_file, one_line
-from tav.config_schema import check_value, check_writable
+from tav.cli import one_line
+from tav.config_schema import check_value, check_weight_file, check_writable
 from tav.media import ClipWriter
 from tav.train import resolve_device
 from tav.world.models import TOY_WORLD_NOTE

@@ -106,17 +106,3 @@ def check_study_storage(url: str) -> None:
     if parsed.get_backend_name() == "sqlite" and not (parsed.database and Path(parsed.database).is_file()):
         raise FileNotFoundError(f"no study database at {parsed.database or '(none given)'}; pass --storage "
                                 "sqlite:///<sweep folder>/study.db of a sweep that ran (sweep.py writes it)")
-
-
-def check_weight_file(path: Path, fix: str) -> None:
-    """Raise ValueError naming `path` when it is missing, truncated or not a safetensors file; `fix` says what
-    to do about it."""
-    from safetensors import safe_open
-
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; {fix}")
-    try:
-        with safe_open(str(path), "pt") as weights:
-            weights.keys()
-    except Exception as error:  # safetensors raises its own SafetensorError, or OSError when unreadable
-        raise ValueError(f"{path} is corrupt or truncated ({error}); {fix}") from None

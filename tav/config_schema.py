@@ -336,6 +336,8 @@ def _check_model(cfg: DictConfig) -> None:
                               "model.source=/path/file.safetensors, or point it at a diffusers folder without the suffix")
         if not path.is_file():
             raise ConfigError(f"model.source={source} does not exist; set model.source=/path/file.safetensors")
+        if path.suffix == ".safetensors":
+            _check_header(path, "model.source", "download it again, or point model.source at another file")
     elif source.startswith((".", "/", "~")) and not path.is_dir():
         raise ConfigError(f"model.source={source} does not exist; set it to a diffusers model folder, a "
                           f"{'/'.join(SINGLE_FILE_SUFFIXES)} file, a cached hub id, world or tiny")
@@ -367,9 +369,19 @@ def _check_style_loras(cfg: DictConfig) -> None:
     from tav.models.style_lora import check_style_loras
 
     try:
-        check_style_loras(_get(cfg, "model.style_loras"))
+        loras = check_style_loras(_get(cfg, "model.style_loras"))
     except (ValueError, OSError) as error:
         raise ConfigError(str(error)) from None
+    for index, lora in enumerate(loras):
+        _check_header(Path(lora["path"]), f"model.style_loras.{index}.path",
+                      f"download it again, or point model.style_loras.{index}.path at another file")
+
+
+def _check_header(path: Path, key: str, fix: str) -> None:
+    try:
+        check_weight_file(path, fix)
+    except ValueError as error:
+        raise ConfigError(f"{key}={error}") from None
 
 
 def check_video(video: str | None) -> None:
@@ -455,6 +467,20 @@ def check_metrics_files(cfg: DictConfig) -> None:
     if scorer.style_reference_dir is not None and not Path(scorer.style_reference_dir).expanduser().is_dir():
         raise ConfigError(f"metrics.scorer.style_reference_dir={scorer.style_reference_dir} is not a folder; set it "
                           "to a folder of target-style images, or null")
+
+
+def check_weight_file(path: Path, fix: str) -> None:
+    """Raise ValueError naming `path` when it is missing, truncated or not a safetensors file; `fix` says what
+    to do about it."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; {fix}")
+    try:
+        with safe_open(str(path), "pt") as weights:
+            weights.keys()
+    except Exception as error:  # safetensors raises its own SafetensorError, or OSError when unreadable
+        raise ValueError(f"{path} is corrupt or truncated ({error}); {fix}") from None
 
 
 def check_writable(folder: str | Path, key: str) -> None:

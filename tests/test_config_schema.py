@@ -22,8 +22,8 @@ import preloaded
 import generate as generate_cli
 from analysis import compare as compare_cli
 from sweeps.space import parse_search_space
-from tav.cli import CheckConfig, check_weight_file, one_line, run_hydra
-from tav.config_schema import ConfigError, check_sweep, check_value, validate
+from tav.cli import CheckConfig, one_line, run_hydra
+from tav.config_schema import ConfigError, check_sweep, check_value, check_weight_file, validate
 from tav.data.demo import DEMO_VIDEO
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,12 +158,23 @@ def hub_cache(tmp_path, monkeypatch) -> Path:
 def test_every_shipped_config_is_accepted(overrides, tmp_path, hub_cache):
     overrides = [f"model.source={tmp_path / 'style.safetensors'}" if o.startswith("model.source=") else o
                  for o in overrides]
-    (tmp_path / "style.safetensors").write_bytes(b"")
+    save_file({"stand_in": torch.zeros(1)}, str(tmp_path / "style.safetensors"))  # its header is read, not its weights
     for name in ("train", "sweep"):
         config = composed(*overrides, name=name)
         if "/" in config.model.source and not Path(config.model.source).exists():  # sd14, sd15: hub ids
             hub_cache_with(hub_cache, config.model.source)
         validate(config)
+
+
+def test_a_truncated_single_file_model_or_style_lora_is_refused_before_the_run(tmp_path):
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"junk")
+    real = [*REAL_CLIP[:2], f"metrics.scorer.pretrained={WEIGHTS}"]
+    assert refusal(*real, "model=single_file", f"model.source={junk}").startswith(
+        f"model.source={junk} is corrupt or truncated (")
+    message = refusal(f"model.style_loras=[{{path: {junk}, scale: 0.8}}]")
+    assert message.startswith(f"model.style_loras.0.path={junk} is corrupt or truncated (") and message.endswith(
+        "download it again, or point model.style_loras.0.path at another file")
 
 
 def test_a_base_model_that_is_not_on_this_machine_is_refused_before_the_run(tmp_path, hub_cache):
