@@ -7,10 +7,10 @@ driver's JIT cache (cuDNN's attention kernels, ~10 s to build cold, round 18) go
 
 The driver reads CUDA_CACHE_PATH (and CUDA_VISIBLE_DEVICES) once, when it starts, and a CUDA availability check
 starts it: importing diffusers makes one (torch.accelerator.is_available), before a sweep's config names its folder.
-So `sweep.py` turns on torch's NVML-based check (PYTORCH_NVML_BASED_CUDA_CHECK) before it imports anything that imports torch: checks
-then ask NVML and leave the driver to start at the first real CUDA call, after the sweeper has set the variables
-(round 26: with the check on, a folder named after `import sweep` received the kernels on an H200; without it the
-folder was never made).
+So `sweep.py` turns on torch's NVML-based check (PYTORCH_NVML_BASED_CUDA_CHECK) before it imports torch: checks then
+ask NVML and leave the driver to start at the first real CUDA call, after the sweeper has set the variables (round
+26: with the check on, a folder named after `import sweep` received the kernels on an H200; without it the folder
+was never made).
 """
 
 from __future__ import annotations

@@ -336,23 +336,26 @@ def _check_model(cfg: DictConfig) -> None:
                               "model.source=/path/file.safetensors, or point it at a diffusers folder without the suffix")
         if not path.is_file():
             raise ConfigError(f"model.source={source} does not exist; set model.source=/path/file.safetensors")
-        if path.suffix == ".safetensors":
-            _check_header(path, "model.source", "download it again, or point model.source at another file")
+        if path.suffix == ".safetensors":  # its header, read as the loader reads it
+            from tav.models.single_file import read_shapes
+
+            try:
+                read_shapes(path)
+            except ValueError as error:
+                raise ConfigError(f"model.source={error}") from None
     elif source.startswith((".", "/", "~")) and not path.is_dir():
         raise ConfigError(f"model.source={source} does not exist; set it to a diffusers model folder, a "
                           f"{'/'.join(SINGLE_FILE_SUFFIXES)} file, a cached hub id, world or tiny")
+    elif path.is_dir() and not (path / "model_index.json").is_file():
+        raise ConfigError(f"model.source={source} is not a diffusers model folder (no model_index.json); point it "
+                          "at a folder saved with save_pretrained, a cached hub id or a .safetensors/.ckpt file")
 
 
-def _check_model_files(cfg: DictConfig) -> None:
-    """A diffusers folder holds model_index.json; a hub id is in the Hugging Face cache (nothing is downloaded)."""
+def _check_model_cached(cfg: DictConfig) -> None:
+    """A hub id is in the Hugging Face cache: nothing is downloaded. (_check_model judges files and folders.)"""
     source = cfg.model.source
     path = Path(source).expanduser()
-    if source in ("tiny", "world") or path.suffix in SINGLE_FILE_SUFFIXES:
-        return
-    if path.is_dir():
-        if not (path / "model_index.json").is_file():
-            raise ConfigError(f"model.source={source} is not a diffusers model folder (no model_index.json); point it "
-                              "at a folder saved with save_pretrained, a cached hub id or a .safetensors/.ckpt file")
+    if source in ("tiny", "world") or path.suffix in SINGLE_FILE_SUFFIXES or path.exists():
         return
     from huggingface_hub import try_to_load_from_cache
 
@@ -369,19 +372,9 @@ def _check_style_loras(cfg: DictConfig) -> None:
     from tav.models.style_lora import check_style_loras
 
     try:
-        loras = check_style_loras(_get(cfg, "model.style_loras"))
+        check_style_loras(_get(cfg, "model.style_loras"))
     except (ValueError, OSError) as error:
         raise ConfigError(str(error)) from None
-    for index, lora in enumerate(loras):
-        _check_header(Path(lora["path"]), f"model.style_loras.{index}.path",
-                      f"download it again, or point model.style_loras.{index}.path at another file")
-
-
-def _check_header(path: Path, key: str, fix: str) -> None:
-    try:
-        check_weight_file(path, fix)
-    except ValueError as error:
-        raise ConfigError(f"{key}={error}") from None
 
 
 def check_video(video: str | None) -> None:
@@ -518,7 +511,7 @@ CROSS_CHECKS: list[tuple[tuple[str, ...], Callable[[DictConfig], None], bool]] =
     (("prompts.overlap", "validation.prompts"), _check_prompts, False),
     (("metrics",), _check_metrics, False),
     (("metrics",), check_metrics_files, True),
-    (("model.source",), _check_model_files, True),
+    (("model.source",), _check_model_cached, True),
 ]
 
 

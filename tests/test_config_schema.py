@@ -171,7 +171,7 @@ def test_a_truncated_single_file_model_or_style_lora_is_refused_before_the_run(t
     junk.write_bytes(b"junk")
     real = [*REAL_CLIP[:2], f"metrics.scorer.pretrained={WEIGHTS}"]
     assert refusal(*real, "model=single_file", f"model.source={junk}").startswith(
-        f"model.source={junk} is corrupt or truncated (")
+        f"model.source={junk} is not a readable .safetensors file (")
     message = refusal(f"model.style_loras=[{{path: {junk}, scale: 0.8}}]")
     assert message.startswith(f"model.style_loras.0.path={junk} is corrupt or truncated (") and message.endswith(
         "download it again, or point model.style_loras.0.path at another file")

@@ -12,6 +12,7 @@ from typing import Mapping, Sequence
 
 from diffusers import StableDiffusionPipeline
 
+from tav.config_schema import check_weight_file
 from tav.digests import file_sha256
 
 
@@ -27,6 +28,10 @@ def check_style_loras(style_loras: Sequence[Mapping] | None) -> list[dict]:
         if path.suffix != ".safetensors" or not path.is_file():
             raise FileNotFoundError(f"{key}.path={path} is not an existing .safetensors file; point it at the LoRA "
                                     "file (diffusers/peft or kohya/A1111 format)")
+        try:
+            check_weight_file(path, f"download it again, or point {key}.path at another file")
+        except ValueError as error:
+            raise ValueError(f"{key}.path={error}") from None
         scale = lora.get("scale", 1.0)
         if isinstance(scale, bool) or not isinstance(scale, (int, float)):
             raise ValueError(f"{key}.scale={scale!r} is not a number; use e.g. {key}.scale=0.8")
