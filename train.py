@@ -11,9 +11,10 @@ import logging
 import sys
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Collection, Sequence
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from tav.cli import run_hydra
@@ -38,8 +39,17 @@ USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError)
 PROMPT_KEYS = ("source_subject", "edit_subjects", "target_style", "source_style")
 
 
-def prompt_warnings(cfg: DictConfig) -> list[str]:
-    """Prompt settings that would be ignored, and the demo's prompts left in place for a real clip."""
+def command_line_keys() -> set[str] | None:
+    """The config keys named on this job's command line (None outside a Hydra job)."""
+    if not HydraConfig.initialized():
+        return None
+    return {override.lstrip("+~").split("=", 1)[0] for override in HydraConfig.get().overrides.task}
+
+
+def prompt_warnings(cfg: DictConfig, named: Collection[str] | None = None) -> list[str]:
+    """Prompt settings that would be ignored, and the demo's prompts left in place for a real clip. With `named`
+    (the keys the user typed), prompts.* left unused count only where typed: an experiment may set them for the
+    sweeps that search prompts.overlap (experiment=tav_paper does)."""
     p, data = cfg.prompts, cfg.data
     warnings = []
     if data.video and data.prompt == DEMO_PROMPT:
@@ -52,7 +62,7 @@ def prompt_warnings(cfg: DictConfig) -> list[str]:
             warnings.append(f"prompts.overlap={p.overlap} is not a level of '{data.prompt}', so it renders the nearest "
                             f"one; search over its levels: prompts.overlap={search_choice(levels)}")
     if p.overlap is None:
-        unused = [f"prompts.{k}" for k in PROMPT_KEYS if p.get(k)]
+        unused = [f"prompts.{k}" for k in PROMPT_KEYS if p.get(k) and (named is None or f"prompts.{k}" in named)]
         if unused:
             warnings.append(f"{', '.join(unused)} set but prompts.overlap is null, so unused: validation.prompts are "
                             "rendered; set prompts.overlap (e.g. 1.0) to build the generation prompts from data.prompt")
@@ -68,7 +78,7 @@ def resolve_prompts(cfg: DictConfig, warn: bool = True) -> tuple[str, list[str],
     """The training prompt, the generation prompts (as configured, or built at `prompts.overlap`) and their
     record; with `warn`, logs prompt_warnings."""
     p, data = cfg.prompts, cfg.data
-    for warning in prompt_warnings(cfg) if warn else []:
+    for warning in prompt_warnings(cfg, command_line_keys()) if warn else []:
         log.warning(warning)
     if p.overlap is None:
         prompts = list(cfg.validation.prompts)

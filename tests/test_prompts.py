@@ -168,6 +168,16 @@ def test_prompt_settings_ignored_while_overlap_is_null_warn(caplog):
     assert "prompts.overlap is null, so unused" in warnings[0]
 
 
+def test_the_official_recipe_as_typed_does_not_warn_of_the_prompts_it_sets_for_sweeps():
+    from train import prompt_warnings
+
+    cfg = composed("experiment=tav_paper", "data.video=/clips/man-surfing.mp4")
+    typed = {"experiment", "data.video"}
+    assert prompt_warnings(cfg, typed) == []  # its prompts.* are search=tav_paper's material
+    warnings = prompt_warnings(cfg, typed | {"prompts.edit_subjects"})  # the user's own, unused: said
+    assert len(warnings) == 1 and warnings[0].startswith("prompts.edit_subjects set but prompts.overlap is null")
+
+
 def test_a_real_clip_with_the_demos_prompts_warns(caplog):
     _, warnings = resolved(caplog, "data.video=/clips/mine.mp4")
     assert len(warnings) == 1 and "data.prompt is still the demo's caption" in warnings[0]
