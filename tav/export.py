@@ -34,7 +34,8 @@ from omegaconf import OmegaConf
 from safetensors.torch import load_file, save_file
 
 from tav import pipeline, timing
-from tav.models import BaseModel, VideoUNet, attention_kernels, inflate_unet, load_base_model, load_trainable, presets
+from tav.models import (BaseModel, VideoUNet, attention_kernels, frozen_on, inflate_unet, load_base_model,
+                        load_trainable, presets)
 from tav.models.lora import add_lora
 from tav.digests import file_sha256, files_sha256
 from tav.models.style_lora import check_style_loras
@@ -418,8 +419,8 @@ class Renderer:
         with self.timer.phase("load"):
             self.model = load_reference_model(manifest["base_model"])
             self.video_unet = tuned_unet(self.model, manifest, export.folder / TRAINABLE, frozen).to(device)
-        self.vae = self.model.vae.to(device, self.half).requires_grad_(False)
-        self.text_encoder = self.model.text_encoder.to(device, self.half).requires_grad_(False)
+        self.vae = frozen_on(self.model.vae, device, self.half)
+        self.text_encoder = frozen_on(self.model.text_encoder, device, self.half)
         self.inverted = export.inverted_latents.to(device)
 
     def building_attention_kernels(self) -> AbstractContextManager[None]:

@@ -21,7 +21,7 @@ from diffusers.optimization import get_scheduler
 
 from tav import pipeline
 from tav.events import ValidationCallback
-from tav.models.loading import BaseModel
+from tav.models.loading import BaseModel, frozen_on
 from tav.models.lora import add_lora
 from tav.models.video_unet import (DEFAULT_TRAINABLE, VideoUNet, inflate_unet, reinit_temporal_attention,
                                    select_trainable, temporal_blocks)
@@ -248,8 +248,8 @@ def prepare(model: BaseModel, settings: TrainSettings) -> PreparedModel:
     base_snapshot = {name: p.detach().clone() for name, p in video_unet.unet.named_parameters()
                      if p.requires_grad and id(p) not in inflated}
     # The frozen encoders run in the autocast dtype (as the official code does); fp32 is their load dtype.
-    vae = model.vae.to(device, half if half != torch.float32 else None).requires_grad_(False)
-    text_encoder = model.text_encoder.to(device, half if half != torch.float32 else None).requires_grad_(False)
+    encoder_dtype = half if half != torch.float32 else None
+    vae, text_encoder = frozen_on(model.vae, device, encoder_dtype), frozen_on(model.text_encoder, device, encoder_dtype)
     return PreparedModel(video_unet, vae, text_encoder, model.tokenizer, model.scheduler_config, model.random_weights,
                          trainable, device, prepare_key(settings), base_snapshot, settings.seed,
                          toy_world=model.toy_world)

@@ -1,4 +1,5 @@
 import json
+import logging
 import os
 
 import pytest
@@ -8,7 +9,7 @@ from original_layout import clip_to_original, to_original, unet_to_original, vae
 from safetensors.torch import save_file
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from tav.models import check_architecture, load_base_model, presets
+from tav.models import check_architecture, frozen_on, load_base_model, presets
 from tav.models.presets import clip_tokenizer, tiny_text_encoder
 from tav.models.single_file import LAYOUT, infer_components
 from tav.pipeline import check_prompt_length
@@ -25,6 +26,24 @@ def test_tiny_preset_is_deterministic():
     a, b = load_base_model("tiny"), load_base_model("tiny")
     for (name, pa), pb in zip(a.unet.named_parameters(), b.unet.parameters()):
         assert torch.equal(pa, pb), name
+
+
+def test_frozen_encoders_cast_to_half_without_diffusers_fp32_warning(caplog):
+    """diffusers 0.42's `to(dtype)` warns of modules to keep in float32 on every cast, naming none; every GPU run
+    cast its VAE that way and printed it."""
+    diffusers_log = logging.getLogger("diffusers")  # it does not propagate to the root logger
+    diffusers_log.addHandler(caplog.handler)
+    try:
+        vae = frozen_on(presets.tiny_vae(), "cpu", torch.bfloat16)
+        text_encoder = frozen_on(tiny_text_encoder(), "cpu", torch.float16)
+    finally:
+        diffusers_log.removeHandler(caplog.handler)
+    assert "kept in float32" not in caplog.text
+    assert {p.dtype for p in vae.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in text_encoder.parameters()} == {torch.float16}
+    assert not any(p.requires_grad for p in (*vae.parameters(), *text_encoder.parameters()))
+    assert dict(text_encoder.named_buffers())["embeddings.position_ids"].dtype == torch.long  # integers stay
+    assert {p.dtype for p in frozen_on(presets.tiny_vae(), "cpu", None).parameters()} == {torch.float32}
 
 
 def test_tokenizer_is_stable_diffusions_clip_tokenizer():

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import torch
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -35,6 +36,16 @@ class BaseModel:
     random_weights: bool  # True for `tiny`: every score computed from it says so
     toy_world: bool = False  # True for `world`: its scores rank settings on the toy world, not on real models
     style_loras: list[dict] = field(default_factory=list)  # fused LoRAs, in order: path, scale, sha256
+
+
+def frozen_on(module: torch.nn.Module, device: torch.device | str, dtype: torch.dtype | None) -> torch.nn.Module:
+    """A frozen encoder (VAE, text encoder) on `device` in `dtype` (None: as loaded), gradients off. The cast is
+    nn.Module's own (floating-point tensors only): diffusers 0.42's `to(dtype)` warns that "modules should be kept in
+    float32" on every cast, also for models that name none, a false alarm in every GPU run's console."""
+    module = module.to(device)
+    if dtype is not None:
+        module = {torch.float32: module.float, torch.float16: module.half, torch.bfloat16: module.bfloat16}[dtype]()
+    return module.requires_grad_(False)
 
 
 def load_base_model(source: str, config: str | None = None,
