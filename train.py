@@ -43,6 +43,8 @@ def command_line_keys() -> set[str] | None:
     """The config keys named on this job's command line (None outside a Hydra job)."""
     if not HydraConfig.initialized():
         return None
+    # Not Hydra's OverridesParser: a sweep trial's overrides hold values it rejects unquoted (a PostgreSQL URL's
+    # query), and only the key before the first "=" is wanted.
     return {override.lstrip("+~").split("=", 1)[0] for override in HydraConfig.get().overrides.task}
 
 

@@ -249,7 +249,8 @@ def prepare(model: BaseModel, settings: TrainSettings) -> PreparedModel:
                      if p.requires_grad and id(p) not in inflated}
     # The frozen encoders run in the autocast dtype (as the official code does); fp32 is their load dtype.
     encoder_dtype = half if half != torch.float32 else None
-    vae, text_encoder = frozen_on(model.vae, device, encoder_dtype), frozen_on(model.text_encoder, device, encoder_dtype)
+    vae = frozen_on(model.vae, device, encoder_dtype)
+    text_encoder = frozen_on(model.text_encoder, device, encoder_dtype)
     return PreparedModel(video_unet, vae, text_encoder, model.tokenizer, model.scheduler_config, model.random_weights,
                          trainable, device, prepare_key(settings), base_snapshot, settings.seed,
                          toy_world=model.toy_world)
